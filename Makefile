@@ -1,0 +1,75 @@
+# Postdesk: `make run` starts a demo on SQLite; `make test` sets up and runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= $(CURDIR)/var
+TEST_DATA_DIR := $(CURDIR)/.test-data
+PG_TEST_URL ?= postgres://$(shell id -un)@127.0.0.1:5432/postdesk
+APT_PACKAGES := dovecot-imapd
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed ## create .venv and install Postdesk
+
+install-dev: $(VENV)/.installed-dev ## install Postdesk with the test and lint tools
+
+run: install ## set up SQLite in ./var, create the demo admin and mailbox, start Postdesk
+	POSTDESK_DATA_DIR=$(DATA_DIR) $(BIN)/postdesk migrate --quiet
+	POSTDESK_DATA_DIR=$(DATA_DIR) $(BIN)/postdesk demo
+	POSTDESK_DATA_DIR=$(DATA_DIR) $(BIN)/postdesk run
+
+system-packages: ## install the Debian packages the tests need (as root), or say how
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "!!! missing Debian packages:$$missing -- run: sudo apt-get install$$missing"; exit 1; fi; \
+	fi
+
+services: ## start PostgreSQL and Redis when they are down
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+	  echo "starting PostgreSQL"; pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start || true; }
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || { \
+	  echo "starting Redis"; redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true; }
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	pg_isready -q -h 127.0.0.1 -p 5432 || echo "!!! PostgreSQL is not reachable on 127.0.0.1:5432: the PostgreSQL tests will FAIL"
+
+lint: install-dev ## ruff, mypy and the import contract
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+	$(BIN)/lint-imports
+
+test-sqlite: install-dev ## every test on SQLite (pure tests included)
+	rm -rf $(TEST_DATA_DIR) && mkdir -p $(TEST_DATA_DIR)
+	POSTDESK_DATA_DIR=$(TEST_DATA_DIR) $(BIN)/pytest -q -p no:cacheprovider
+
+test-postgres: install-dev services ## the database tests again on PostgreSQL
+	rm -rf $(TEST_DATA_DIR) && mkdir -p $(TEST_DATA_DIR)
+	POSTDESK_DATA_DIR=$(TEST_DATA_DIR) DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -p no:cacheprovider -m "not pure"
+
+test: install-dev system-packages services lint test-sqlite test-postgres ## set up, lint, and run the suite on SQLite and PostgreSQL
+
+bench-ingest: install-dev services ## ingest throughput on SQLite and PostgreSQL (figures, not pass/fail)
+	$(BIN)/python bench/ingest.py
+
+clean: ## remove the virtualenv, caches and test data (keeps ./var)
+	rm -rf $(VENV) $(TEST_DATA_DIR) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
+
+.PHONY: help install install-dev run system-packages services lint test-sqlite test-postgres test bench-ingest clean

@@ -1,0 +1,1 @@
+"""REST API v1 (Django REST framework, OpenAPI by drf-spectacular)."""

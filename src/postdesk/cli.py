@@ -1,0 +1,593 @@
+"""The `postdesk` command: setup, administration, import, inspection and the server processes.
+
+Every command works on the data directory and database the environment names (POSTDESK_DATA_DIR,
+DATABASE_URL, REDIS_URL), so an installation can be scripted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A user-fault error: printed as one clear line, exit status 2."""
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "postdesk.settings")
+    import django
+
+    django.setup()
+
+
+def _out(text: str = "", stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stdout, flush=True)
+
+
+# --- setup and administration -------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0 if args.quiet else 1)
+    return EXIT_OK
+
+
+def _get_mailbox(address: str) -> Any:
+    from postdesk.desk.models import Mailbox
+
+    mailbox = Mailbox.objects.filter(address=address.strip().lower()).first()
+    if mailbox is None:
+        known = ", ".join(Mailbox.objects.values_list("address", flat=True)) or "none yet"
+        raise CommandError(f"no mailbox {address!r} (known: {known}); add it with: postdesk mailbox add {address}")
+    return mailbox
+
+
+def cmd_mailbox_add(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    from postdesk.desk.models import Mailbox, Team
+    from postdesk.desk.secrets_box import encrypt
+
+    address = args.address.strip().lower()
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise CommandError(f"{args.address!r} is not an email address") from None
+    if "+" in address.split("@", 1)[0]:
+        raise CommandError("a mailbox address cannot contain '+': subaddresses are reserved for reply tokens")
+    team = None
+    if args.team:
+        team, _ = Team.objects.get_or_create(name=args.team)
+    password = ""
+    if args.imap_password_env:
+        password = os.environ.get(args.imap_password_env, "")
+        if not password:
+            raise CommandError(f"environment variable {args.imap_password_env} is empty or unset")
+    fields: dict[str, Any] = {"name": args.name or address, "team": team}
+    if args.imap_host:
+        if not args.imap_user:
+            raise CommandError("--imap-host needs --imap-user (and --imap-password-env)")
+        fields.update(
+            imap_host=args.imap_host,
+            imap_port=args.imap_port or (143 if args.imap_no_ssl else 993),
+            imap_ssl=not args.imap_no_ssl,
+            imap_user=args.imap_user,
+            imap_password_encrypted=encrypt(password),
+            imap_folder=args.imap_folder,
+            imap_processed_folder=args.imap_processed_folder or "",
+        )
+    mailbox, created = Mailbox.objects.update_or_create(address=address, defaults=fields)
+    _out(f"{'added' if created else 'updated'} mailbox {mailbox.address}")
+    return EXIT_OK
+
+
+def cmd_mailbox_list(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.models import Mailbox
+
+    rows = [
+        {
+            "address": m.address,
+            "name": m.name,
+            "team": m.team.name if m.team else None,
+            "active": m.active,
+            "imap": f"{m.imap_user}@{m.imap_host}:{m.imap_port}/{m.imap_folder}" if m.has_imap else None,
+            "last_fetch_at": m.last_fetch_at.isoformat() if m.last_fetch_at else None,
+            "last_error": m.last_error or None,
+        }
+        for m in Mailbox.objects.select_related("team").order_by("address")
+    ]
+    if args.json:
+        _out(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        _out("no mailboxes yet; add one with: postdesk mailbox add ADDRESS")
+    for row in rows:
+        via = f"imap {row['imap']}" if row["imap"] else "smtp/import only"
+        _out(f"{row['address']:<40} {row['team'] or '-':<16} {via}")
+    return EXIT_OK
+
+
+def cmd_admin_add(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.contrib.auth import get_user_model
+
+    from postdesk.desk.models import AgentProfile, Role
+
+    email = args.email.strip().lower()
+    password = args.password or os.environ.get("POSTDESK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    users = get_user_model()
+    user = users.objects.filter(username=email).first()
+    if user is not None and not args.reset_password:
+        _out(f"admin {email} already exists (use --reset-password to set a new password)")
+        return EXIT_OK
+    if user is None:
+        user = users.objects.create_superuser(username=email, email=email, password=password)
+    else:
+        user.set_password(password)
+        user.is_staff = user.is_superuser = True
+        user.save()
+    AgentProfile.objects.update_or_create(user=user, defaults={"role": Role.ADMIN})
+    _out(f"admin login: {email}")
+    if not args.password:
+        _out(f"password:    {password}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Create the demo admin and mailbox once (used by `make run`); prints the login."""
+    _setup_django()
+    from django.contrib.auth import get_user_model
+
+    from postdesk.desk.models import AgentProfile, Mailbox, Role, Team
+
+    team, _ = Team.objects.get_or_create(name="Support")
+    Mailbox.objects.get_or_create(address="support@example.com", defaults={"name": "Demo support", "team": team})
+    email = "admin@example.com"
+    password_file = _data_dir() / "demo-admin-password.txt"
+    users = get_user_model()
+    if not users.objects.filter(username=email).exists():
+        password = secrets.token_urlsafe(12)
+        user = users.objects.create_superuser(username=email, email=email, password=password)
+        AgentProfile.objects.create(user=user, role=Role.ADMIN).teams.add(team)
+        password_file.write_text(password + "\n", encoding="utf-8")
+        password_file.chmod(0o600)
+    password = password_file.read_text(encoding="utf-8").strip() if password_file.exists() else "(unchanged)"
+    _out(f"demo admin:   {email} / {password}")
+    _out("demo mailbox: support@example.com")
+    return EXIT_OK
+
+
+def _data_dir() -> Path:
+    from django.conf import settings
+
+    path: Path = settings.CONFIG.data_dir
+    return path
+
+
+# --- import -------------------------------------------------------------------------------------
+
+
+def iter_raw_mails(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(label, raw bytes) for every mail under `path`: an .eml file, an mbox file, a Maildir or a folder."""
+    import mailbox as stdlib_mailbox
+
+    if path.is_dir():
+        if all((path / sub).is_dir() for sub in ("cur", "new", "tmp")):
+            maildir = stdlib_mailbox.Maildir(path, factory=None, create=False)
+            for key in sorted(maildir.keys()):
+                yield f"{path}:{key}", maildir.get_bytes(key)
+            return
+        for child in sorted(path.iterdir()):
+            if child.name.startswith("."):
+                continue
+            if (
+                child.is_dir()
+                or child.suffix.lower() in {".eml", ".mbox", ".mbx", ".msg", ""}
+                or _looks_like_mbox(child)
+            ):
+                yield from iter_raw_mails(child)
+        return
+    if _looks_like_mbox(path):
+        box = stdlib_mailbox.mbox(path, factory=None, create=False)
+        try:
+            for index, key in enumerate(box.keys()):
+                yield f"{path}#{index + 1}", box.get_bytes(key)
+        finally:
+            box.close()
+        return
+    yield str(path), path.read_bytes()
+
+
+def _looks_like_mbox(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        return handle.read(5) == b"From "
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.intake import accept_raw
+    from postdesk.desk.models import ReceivedMail, ReceivedState, Source
+    from postdesk.desk.processing import process_received_mail
+
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        raise CommandError("no such file or folder: " + ", ".join(missing))
+    mailbox = _get_mailbox(args.mailbox)
+    accepted = duplicated = failed = 0
+    failures: list[str] = []
+    accepted_ids: list[int] = []
+    progress = _Progress(enabled=not args.no_progress)
+    for path in args.paths:
+        try:
+            for label, raw in iter_raw_mails(Path(path)):
+                try:
+                    result = accept_raw(
+                        mailbox,
+                        raw,
+                        source=Source.IMPORT,
+                        source_ref=label[-500:],
+                        quiet=True,
+                        # --queue-only hands each mail to the workers as soon as it is committed.
+                        enqueue=None if args.queue_only else _process_later,
+                    )
+                except Exception as exc:  # one unreadable mail never stops the import
+                    failed += 1
+                    failures.append(f"{label}: {type(exc).__name__}: {exc}")
+                else:
+                    if result.duplicate:
+                        duplicated += 1
+                    else:
+                        accepted += 1
+                        accepted_ids.append(result.received_mail_id)
+                progress.tick(accepted + duplicated + failed)
+        except OSError as exc:
+            failed += 1
+            failures.append(f"{path}: cannot read: {exc.strerror or exc}")
+    if not args.queue_only:
+        for done, received_mail_id in enumerate(accepted_ids, start=1):
+            process_received_mail(received_mail_id)
+            progress.tick(done, "processed")
+    progress.finish()
+    processing_failed = ReceivedMail.objects.filter(pk__in=accepted_ids, state=ReceivedState.FAILED)
+    for row in processing_failed:
+        failed += 1
+        failures.append(f"{row.source_ref}: processing failed: {row.error.splitlines()[0] if row.error else '?'}")
+    for failure in failures:
+        _out(f"failed: {failure}", sys.stderr)
+    _out(f"accepted {accepted}, duplicated {duplicated}, failed {failed}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _process_later(received_mail_id: int) -> None:
+    """Processing happens after the whole import is accepted, in this process."""
+
+
+class _Progress:
+    """One self-overwriting line on a terminal for long imports; silent when not on a terminal."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.shown = False
+
+    def tick(self, count: int, verb: str = "read") -> None:
+        if self.enabled and count % 50 == 0:
+            sys.stderr.write(f"\r{verb} {count} mails…")
+            sys.stderr.flush()
+            self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+# --- inspection ---------------------------------------------------------------------------------
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from postdesk.mail.analysis import analyse, analysis_to_json
+
+    path = Path(args.file)
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    result = analysis_to_json(analyse(raw))
+    if args.json:
+        _out(json.dumps(result, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    sender = result.get("from")
+    _out(f"Subject:    {result['subject']}")
+    if isinstance(sender, dict):
+        _out(f"From:       {sender['name']} <{sender['address']}>")
+    _out(f"Message-ID: {result['message_id']}")
+    _out(f"Date:       {result['date']}")
+    automated = result["automated"]
+    if isinstance(automated, dict) and automated.get("kind"):
+        _out(f"Automated:  {automated['kind']} ({automated['reason']})")
+    attachments = result["attachments"]
+    if isinstance(attachments, list):
+        for attachment in attachments:
+            _out(f"Attachment: {attachment['filename']} ({attachment['content_type']}, {attachment['size']} bytes)")
+    problems = result["problems"]
+    if isinstance(problems, list):
+        for problem in problems:
+            _out(f"Problem:    {problem['code']}: {problem['detail']}")
+    _out()
+    _out(str(result["visible_text"]))
+    return EXIT_OK
+
+
+def collect_status() -> dict[str, Any]:
+    from django.db.models import Count
+
+    from postdesk.desk.models import Conversation, Mailbox, Message, ReceivedMail, ReceivedState
+
+    by_state = {s.value: 0 for s in ReceivedState}
+    for row in ReceivedMail.objects.values("state").annotate(n=Count("id")):
+        by_state[row["state"]] = row["n"]
+    oldest_waiting = (
+        ReceivedMail.objects.filter(state=ReceivedState.WAITING)
+        .order_by("received_at")
+        .values_list("received_at", flat=True)
+        .first()
+    )
+    return {
+        "received_mail": by_state,
+        "oldest_waiting_at": oldest_waiting.isoformat() if oldest_waiting else None,
+        "conversations": Conversation.objects.count(),
+        "messages": Message.objects.count(),
+        "mailboxes": [
+            {
+                "address": m.address,
+                "imap": m.has_imap,
+                "last_fetch_at": m.last_fetch_at.isoformat() if m.last_fetch_at else None,
+                "last_error": m.last_error or None,
+                "last_error_at": m.last_error_at.isoformat() if m.last_error_at else None,
+            }
+            for m in Mailbox.objects.order_by("address")
+        ],
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _setup_django()
+    status = collect_status()
+    if args.json:
+        _out(json.dumps(status, indent=2))
+        return EXIT_OK
+    received = status["received_mail"]
+    _out(
+        f"received mail: {received['waiting']} waiting, {received['processed']} processed, {received['failed']} failed"
+    )
+    if status["oldest_waiting_at"]:
+        _out(f"oldest waiting since {status['oldest_waiting_at']}")
+    _out(f"conversations: {status['conversations']}, messages: {status['messages']}")
+    for mailbox in status["mailboxes"]:
+        fetched = mailbox["last_fetch_at"] or ("never" if mailbox["imap"] else "n/a (no IMAP)")
+        line = f"  {mailbox['address']}: last fetch {fetched}"
+        if mailbox["last_error"]:
+            line += f"; last error at {mailbox['last_error_at']}: {mailbox['last_error']}"
+        _out(line)
+    if received["failed"]:
+        _out("run `postdesk replay-failed` to process failed mail again")
+    return EXIT_OK
+
+
+def cmd_replay_failed(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.models import ReceivedMail, ReceivedState
+    from postdesk.desk.processing import process_received_mail
+
+    ids = list(ReceivedMail.objects.filter(state=ReceivedState.FAILED).order_by("id").values_list("pk", flat=True))
+    ReceivedMail.objects.filter(pk__in=ids, state=ReceivedState.FAILED).update(state=ReceivedState.WAITING)
+    outcomes = [process_received_mail(pk) for pk in ids]
+    still_failed = outcomes.count(ReceivedState.FAILED)
+    _out(f"replayed {len(ids)}: {len(ids) - still_failed} processed, {still_failed} still failed")
+    return EXIT_FAILED if still_failed else EXIT_OK
+
+
+def cmd_process_waiting(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.models import ReceivedMail, ReceivedState
+    from postdesk.desk.processing import process_received_mail
+
+    ids = list(ReceivedMail.objects.filter(state=ReceivedState.WAITING).order_by("id").values_list("pk", flat=True))
+    outcomes = [process_received_mail(pk) for pk in ids]
+    failed = outcomes.count(ReceivedState.FAILED)
+    _out(f"processed {len(ids) - failed} waiting mail(s), {failed} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.db import connection
+
+    problems: list[str] = []
+    try:
+        connection.ensure_connection()
+    except Exception as exc:
+        problems.append(f"database: {exc}")
+    else:
+        from django.db.migrations.executor import MigrationExecutor
+
+        if MigrationExecutor(connection).migration_plan(MigrationExecutor(connection).loader.graph.leaf_nodes()):
+            problems.append("database: migrations pending; run `postdesk migrate`")
+        else:
+            problems.extend(_check_mailboxes())
+    for problem in problems:
+        _out(f"problem: {problem}")
+    if not problems:
+        _out("ok: configuration, database and mailboxes look fine")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def _check_mailboxes() -> list[str]:
+    from postdesk.desk.models import Mailbox
+    from postdesk.desk.secrets_box import CredentialError, decrypt
+
+    problems = []
+    for mailbox in Mailbox.objects.filter(active=True):
+        if not mailbox.has_imap:
+            continue
+        try:
+            decrypt(mailbox.imap_password_encrypted)
+        except CredentialError as exc:
+            problems.append(f"{mailbox.address}: {exc}")
+            continue
+        from postdesk.transports.imap_fetcher import check_mailbox
+
+        error = check_mailbox(mailbox)
+        if error:
+            problems.append(f"{mailbox.address}: {error}")
+    return problems
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.server import run_all_in_one
+
+    return run_all_in_one()
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.server import run_web
+
+    return run_web()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.server import run_worker
+
+    return run_worker(workers=args.workers, scheduler=not args.no_scheduler)
+
+
+def cmd_smtpd(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.conf import settings
+
+    from postdesk.transports.smtp_listener import serve_smtp_forever
+
+    serve_smtp_forever(settings.CONFIG.bind, settings.CONFIG.smtp_port)
+    return EXIT_OK
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.transports.imap_fetcher import serve_fetch_forever
+
+    serve_fetch_forever()
+    return EXIT_OK
+
+
+# --- wiring -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="postdesk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    add("migrate", cmd_migrate, "create or upgrade the database").add_argument("--quiet", action="store_true")
+
+    mailbox = sub.add_parser("mailbox", help="add and list mailboxes")
+    mailbox_sub = mailbox.add_subparsers(dest="mailbox_command", required=True, metavar="ACTION")
+    mb_add = mailbox_sub.add_parser("add", help="add or update a mailbox")
+    mb_add.set_defaults(handler=cmd_mailbox_add)
+    mb_add.add_argument("address")
+    mb_add.add_argument("--name", default="")
+    mb_add.add_argument("--team", default="", help="the team that owns it (created if new)")
+    mb_add.add_argument("--imap-host", default="")
+    mb_add.add_argument("--imap-port", type=int, default=0)
+    mb_add.add_argument("--imap-user", default="")
+    mb_add.add_argument(
+        "--imap-password-env",
+        default="",
+        metavar="VAR",
+        help="name of an environment variable holding the IMAP password",
+    )
+    mb_add.add_argument("--imap-folder", default="INBOX")
+    mb_add.add_argument("--imap-processed-folder", default="", help="move fetched mail here (default: mark seen)")
+    mb_add.add_argument("--imap-no-ssl", action="store_true", help="plain IMAP (port 143), for local servers only")
+    mb_list = mailbox_sub.add_parser("list", help="list mailboxes")
+    mb_list.set_defaults(handler=cmd_mailbox_list)
+    mb_list.add_argument("--json", action="store_true")
+
+    admin = sub.add_parser("admin", help="manage administrators")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    ad_add = admin_sub.add_parser("add", help="add an administrator (prints a generated password)")
+    ad_add.set_defaults(handler=cmd_admin_add)
+    ad_add.add_argument("email")
+    ad_add.add_argument("--password", default="")
+    ad_add.add_argument("--reset-password", action="store_true")
+
+    add("demo", cmd_demo, "create the demo admin and the demo mailbox support@example.com")
+
+    ingest = add("ingest", cmd_ingest, "import .eml files, mbox files and Maildir folders into a mailbox")
+    ingest.add_argument("--mailbox", required=True, metavar="ADDRESS")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--queue-only", action="store_true", help="only accept; leave processing to the workers")
+    ingest.add_argument("--no-progress", action="store_true")
+
+    parse = add("parse", cmd_parse, "print the parse of one raw mail (no database needed)")
+    parse.add_argument("file", metavar="FILE", help="a raw mail file, or - for standard input")
+    parse.add_argument("--json", action="store_true")
+
+    add("status", cmd_status, "received mail by state, conversations, mailbox fetch health").add_argument(
+        "--json", action="store_true"
+    )
+    add("replay-failed", cmd_replay_failed, "process failed mail again")
+    add("process-waiting", cmd_process_waiting, "process every waiting mail now, in this process")
+    add("check", cmd_check, "validate configuration, database and mailbox credentials")
+    add("run", cmd_run, "run everything in one process: web, jobs, SMTP listener, IMAP fetchers")
+    add("web", cmd_web, "run the web server only")
+    worker = add("worker", cmd_worker, "run a job worker only")
+    worker.add_argument("--workers", type=int, default=2)
+    worker.add_argument("-n", "--no-scheduler", action="store_true", help="do not run periodic jobs here")
+    add("smtpd", cmd_smtpd, "run the SMTP listener only")
+    add("fetch", cmd_fetch, "run the IMAP fetchers only")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except CommandError as exc:
+        _out(f"postdesk {args.command}: {exc}", sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

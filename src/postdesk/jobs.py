@@ -1,0 +1,42 @@
+"""Background jobs (huey) and the one table of periodic jobs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+log = logging.getLogger(__name__)
+
+# A crash between committing a ReceivedMail and queueing its job only delays it by this much.
+SWEEP_AFTER = timedelta(minutes=1)
+
+
+@db_task(priority=10)
+def process_received_mail(received_mail_id: int) -> str:
+    from postdesk.desk.processing import process_received_mail as process
+
+    return process(received_mail_id)
+
+
+def queue_waiting(older_than: timedelta | None = SWEEP_AFTER) -> int:
+    """Queue every waiting mail (older than `older_than`); returns how many were queued."""
+    from postdesk.desk.models import ReceivedMail, ReceivedState
+
+    waiting = ReceivedMail.objects.filter(state=ReceivedState.WAITING)
+    if older_than is not None:
+        waiting = waiting.filter(received_at__lt=timezone.now() - older_than)
+    ids = list(waiting.order_by("received_at", "id").values_list("pk", flat=True)[:10000])
+    for received_mail_id in ids:
+        process_received_mail(received_mail_id)
+    if ids:
+        log.info("sweep queued %d waiting mail(s)", len(ids))
+    return len(ids)
+
+
+@db_periodic_task(crontab(minute="*"))
+def sweep_waiting_mail() -> int:
+    return queue_waiting()

@@ -1,0 +1,1 @@
+"""Pure email logic: parsing, bodies, automated-mail verdicts and thread keys (no Django, no network)."""

@@ -1,0 +1,652 @@
+"""Turn raw mail bytes into a `ParsedMessage`, never raising, recording every problem found.
+
+Problem codes (stable, kebab-case; `ParseProblem.detail` says more):
+
+- ``empty``: the input was empty or only whitespace.
+- ``internal-error``: an unexpected exception; the result is best effort.
+- ``no-headers``: no header block was recognised (binary garbage, a body without headers).
+- ``no-body``: neither text, HTML nor attachments.
+- ``missing-message-id``: no usable Message-ID (none is invented here).
+- ``missing-from``: no usable From address.
+- ``missing-date`` / ``bad-date``: Date absent, or present but unparsable (``date`` is None).
+- ``invalid-address``: an address in From/To/Cc/Reply-To could not be parsed; it was skipped.
+- ``bad-header``: a header value could not be decoded by ``policy.default``; decoded by hand.
+- ``raw-8bit-header``: a header held undeclared 8-bit bytes (RFC 5322 forbids, RFC 6532 allows UTF-8).
+- ``bad-encoded-word``: an RFC 2047 encoded word in an unknown charset or broken encoding.
+- ``charset-fallback``: a body part's declared charset was missing or wrong and another was used.
+- ``charset-unknown``: no charset fitted; decoded as windows-1252.
+- ``broken-multipart``: a multipart without a boundary or whose boundary never occurs; the body
+  was kept as text.
+- ``mime-defect``: a structural defect reported by the stdlib parser (detail: the defect class).
+- ``nesting-too-deep``: multipart nesting beyond ``MAX_DEPTH``; deeper parts were ignored.
+- ``bad-attachment``: an attachment payload could not be decoded; the raw bytes were kept.
+- ``tnef-failed``: a winmail.dat could not be unpacked; it is kept as an attachment.
+- ``enclosed-message``: a message/rfc822 part was kept as an ``.eml`` attachment (detail: its subject).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.errors
+import email.utils
+import mimetypes
+import quopri
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+
+from postdesk.mail.body import html_to_text, sanitize_html
+from postdesk.mail.charsets import decode_bytes
+from postdesk.mail.model import Address, Attachment, ParsedMessage, ParseProblem
+
+MAX_DEPTH = 50
+MAX_PROBLEMS = 200
+_ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
+
+# RFC 2047 §2: =?charset?encoding?encoded-text?= ; real mail puts spaces and "?" inside Q text,
+# so the text part is matched lazily up to the next "?=".
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=", re.DOTALL)
+_BETWEEN_WORDS = re.compile(r"^[ \t\r\n]*$")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_MSG_ID = re.compile(r"<\s*([^<>\s]+?)\s*>")
+
+
+@dataclass
+class _State:
+    """Mutable accumulator for one parse; frozen results are built from it at the end."""
+
+    problems: list[ParseProblem] = field(default_factory=list)
+    text_parts: list[str] = field(default_factory=list)
+    html_parts: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    hint_charset: str | None = None
+    depth_reported: bool = False
+
+    def problem(self, code: str, detail: str = "") -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            entry = ParseProblem(code, detail[:300])
+            if entry not in self.problems:
+                self.problems.append(entry)
+
+
+def parse(raw: bytes) -> ParsedMessage:
+    """Parse raw mail bytes; never raises (unexpected errors become an ``internal-error`` problem)."""
+    state = _State()
+    try:
+        return _parse(raw, state)
+    except Exception as exc:  # the contract is "never raises": keep what we have
+        state.problem("internal-error", f"{type(exc).__name__}: {exc}")
+        return _empty(state)
+
+
+def _empty(state: _State, headers: tuple[tuple[str, str], ...] = ()) -> ParsedMessage:
+    return ParsedMessage(
+        message_id=None,
+        in_reply_to=(),
+        references=(),
+        subject="",
+        from_=None,
+        to=(),
+        cc=(),
+        reply_to=(),
+        date=None,
+        text="\n".join(state.text_parts),
+        html="",
+        attachments=tuple(state.attachments),
+        headers=headers,
+        thread_index=None,
+        problems=tuple(state.problems),
+    )
+
+
+def _parse(raw: bytes, state: _State) -> ParsedMessage:
+    if not raw or not raw.strip():
+        state.problem("empty", "no bytes" if not raw else "only whitespace")
+        return _empty(state)
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    state.hint_charset = _raw_param(msg, "charset")
+
+    headers: list[tuple[str, str]] = []
+    for name, value in msg.raw_items():
+        headers.append((name, _decode_header_value(str(value), state)))
+    if not headers:
+        state.problem("no-headers")
+
+    def first(name: str) -> str | None:
+        wanted = name.lower()
+        for header_name, value in msg.raw_items():
+            if header_name.lower() == wanted:
+                return str(value)
+        return None
+
+    subject_raw = first("subject")
+    subject = " ".join(_decode_header_value(subject_raw, state).split()) if subject_raw else ""
+
+    message_id: str | None = None
+    mid_raw = first("message-id")
+    if mid_raw is not None:
+        ids = _extract_ids(_decode_header_value(mid_raw, state))
+        message_id = ids[0] if ids else None
+    if not message_id:
+        state.problem("missing-message-id")
+
+    irt_raw = first("in-reply-to")
+    in_reply_to = _extract_ids(_decode_header_value(irt_raw, state)) if irt_raw else ()
+    refs_raw = first("references")
+    references = _extract_ids(_decode_header_value(refs_raw, state)) if refs_raw else ()
+
+    addresses: dict[str, tuple[Address, ...]] = {}
+    for name in _ADDRESS_HEADERS:
+        found: list[Address] = []
+        for header_name, value in msg.raw_items():
+            if header_name.lower() == name:
+                found.extend(_parse_addresses(name, str(value), state))
+        addresses[name] = tuple(found)
+    from_ = addresses["from"][0] if addresses["from"] else None
+    if from_ is None:
+        state.problem("missing-from")
+
+    date = _parse_date(first("date"), state)
+    thread_index_raw = first("thread-index")
+    thread_index = _unfold(thread_index_raw).strip() or None if thread_index_raw else None
+
+    _walk(msg, state, depth=0)
+    _record_defects(msg, state)
+
+    text = "\n".join(part for part in state.text_parts if part)
+    html_raw = "\n".join(state.html_parts)
+    html = sanitize_html(html_raw) if html_raw.strip() else ""
+    if not text.strip() and html_raw.strip():
+        text = html_to_text(html_raw)
+    if not text.strip() and not html and not state.attachments:
+        state.problem("no-body")
+        text = ""
+
+    return ParsedMessage(
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        subject=subject,
+        from_=from_,
+        to=addresses["to"],
+        cc=addresses["cc"],
+        reply_to=addresses["reply-to"],
+        date=date,
+        text=text,
+        html=html,
+        attachments=tuple(state.attachments),
+        headers=tuple(headers),
+        thread_index=thread_index,
+        problems=tuple(state.problems),
+    )
+
+
+# --- headers -------------------------------------------------------------------------------
+
+
+def _unfold(value: str) -> str:
+    """RFC 5322 §2.2.3: unfolding removes CRLF before WSP; tabs left by folding become spaces."""
+    return _FOLD.sub("", value).replace("\t", " ").replace("\r", "").replace("\n", " ")
+
+
+def _raw_to_str(value: str, state: _State | None) -> str:
+    """Undo the parser's surrogateescape of raw 8-bit header bytes and decode them properly."""
+    try:
+        value.encode("ascii")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return value
+    data = value.encode("utf-8", "surrogateescape")
+    high = sum(1 for byte in data if byte > 0x7F)
+    hint = state.hint_charset if state is not None else None
+    if high < 8:
+        # Too few bytes for charset-normalizer to judge (zbateson m2010: "J\xfcrgen"); after
+        # UTF-8 and the body's charset, windows-1252 is by far the likeliest legacy charset.
+        hint = hint or "windows-1252"
+    text, how = decode_bytes(data, None, hint)
+    if how != "utf-8" and state is not None:
+        # Raw UTF-8 in headers is legal under RFC 6532; anything else is a guess worth recording.
+        state.problem("raw-8bit-header", f"decoded as {how}")
+    return text
+
+
+def _decode_header_value(value: str | None, state: _State) -> str:
+    """Decode one raw header value: raw 8-bit bytes, then RFC 2047 encoded words; unfolded."""
+    if value is None:
+        return ""
+    return _unfold(decode_encoded_words(value, state))
+
+
+def decode_encoded_words(text: str, state: _State | None = None) -> str:
+    """Decode RFC 2047 encoded words, joining adjacent words of one charset before decoding.
+
+    Joining at the byte level matters for CJK mail, whose encoders split a multi-byte
+    character across two encoded words (stalwart legacy samples do this).
+    """
+    if "=?" not in text:
+        return _raw_to_str(text, state)
+    out: list[str] = []
+    pending: list[tuple[str, bytes]] = []  # (charset, bytes) runs not yet decoded
+    position = 0
+
+    def flush() -> None:
+        for charset, data in pending:
+            decoded, how = decode_bytes(data, charset)
+            if how in ("detected", "fallback") and state is not None:
+                state.problem("bad-encoded-word", f"charset {charset!r} decoded as {how}")
+            out.append(decoded)
+        pending.clear()
+
+    for match in _ENCODED_WORD.finditer(text):
+        between = text[position : match.start()]
+        # RFC 2047 §6.2: whitespace between adjacent encoded words is not displayed.
+        if not (pending and _BETWEEN_WORDS.match(between)):
+            flush()
+            # Raw 8-bit bytes may sit inside an encoded word (stalwart legacy/015): segments
+            # are decoded separately so those bytes get the word's own charset.
+            out.append(_raw_to_str(between, state))
+        charset, encoding, payload = match.group(1), match.group(2).upper(), match.group(3)
+        data = _decode_word_payload(encoding, payload, state)
+        if pending and pending[-1][0].lower() == charset.lower():
+            pending[-1] = (pending[-1][0], pending[-1][1] + data)
+        else:
+            pending.append((charset, data))
+        position = match.end()
+    flush()
+    out.append(_raw_to_str(text[position:], state))
+    return "".join(out)
+
+
+def _decode_word_payload(encoding: str, payload: str, state: _State | None) -> bytes:
+    if encoding == "B":
+        cleaned = re.sub(r"[^A-Za-z0-9+/]", "", payload)
+        cleaned += "=" * (-len(cleaned) % 4)
+        try:
+            return base64.b64decode(cleaned)
+        except (binascii.Error, ValueError):
+            if state is not None:
+                state.problem("bad-encoded-word", "invalid base64")
+            return payload.encode("ascii", "surrogateescape")
+    return quopri.decodestring(payload.replace("_", " ").encode("utf-8", "surrogateescape"), header=False)
+
+
+def _extract_ids(value: str) -> tuple[str, ...]:
+    """Message ids without angle brackets; junk between ids (comments, dates, names) is ignored."""
+    ids = [m.group(1) for m in _MSG_ID.finditer(value)]
+    if not ids:
+        # Some clients omit the brackets: take tokens that look like addr-specs (RFC 5322 §3.6.4).
+        ids = [token.strip("<>,;\"'") for token in value.split() if "@" in token]
+    seen: list[str] = []
+    for item in ids:
+        if item and item not in seen:
+            seen.append(item)
+    return tuple(seen)
+
+
+def _parse_addresses(name: str, raw_value: str, state: _State) -> list[Address]:
+    value = _unfold(_raw_to_str(raw_value, state))
+    if not value.strip():
+        return []
+    result: list[Address] = []
+    try:
+        header = policy.default.header_factory(name, value)
+        parsed = [(a.display_name, a.addr_spec) for a in header.addresses]  # type: ignore[attr-defined]
+    except Exception:
+        state.problem("bad-header", name)
+        parsed = [(n, a) for n, a in email.utils.getaddresses([decode_encoded_words(value, state)])]
+    for display_name, addr_spec in parsed:
+        addr = addr_spec.strip()
+        local, _, domain = addr.rpartition("@")
+        if not local or not domain or any(ch.isspace() for ch in addr):
+            state.problem("invalid-address", f"{name}: {addr or display_name!r}")
+            continue
+        display = display_name or ""
+        if "=?" in display:
+            # Encoded words inside quotes break RFC 2047 §5 but are common; decode anyway.
+            display = decode_encoded_words(display, state)
+        result.append(Address(address=addr, name=" ".join(display.split())))
+    return result
+
+
+def _parse_date(raw_value: str | None, state: _State) -> datetime | None:
+    if raw_value is None:
+        state.problem("missing-date")
+        return None
+    value = _unfold(raw_value).strip()
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        state.problem("bad-date", value[:100])
+        return None
+    if parsed is None:  # pragma: no cover - older Pythons returned None
+        state.problem("bad-date", value[:100])
+        return None
+    if parsed.tzinfo is None:
+        # RFC 5322 §3.3: "-0000" means the zone is unknown; UTC is the only sane reading.
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        state.problem("bad-date", value[:100])
+        return None
+
+
+def _raw_param(part: Message, param: str, header: str = "content-type") -> str | None:
+    """A Content-Type/Disposition parameter read without `policy.default`'s strict header objects."""
+    try:
+        value = part.get_param(param, header=header)
+    except Exception:
+        return None
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        value = email.utils.collapse_rfc2231_value(value)
+    return str(value)
+
+
+# --- body ----------------------------------------------------------------------------------
+
+
+def _content_type(part: Message) -> str:
+    try:
+        return part.get_content_type().lower()
+    except Exception:
+        return "application/octet-stream"
+
+
+def _record_defects(part: Message, state: _State) -> None:
+    for defect in getattr(part, "defects", []):
+        if isinstance(defect, email.errors.StartBoundaryNotFoundDefect | email.errors.NoBoundaryInMultipartDefect):
+            state.problem("broken-multipart", type(defect).__name__)
+        else:
+            state.problem("mime-defect", type(defect).__name__)
+
+
+def _walk(part: Message, state: _State, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        if not state.depth_reported:
+            state.problem("nesting-too-deep", f"more than {MAX_DEPTH} levels")
+            state.depth_reported = True
+        return
+    ctype = _content_type(part)
+    if depth > 0:
+        _record_defects(part, state)
+    if part.is_multipart():
+        children = part.get_payload()
+        if not isinstance(children, list):  # pragma: no cover - defensive
+            return
+        if ctype == "message/rfc822" or (ctype.startswith("message/") and ctype != "message/delivery-status"):
+            _enclosed_message(part, children, state)
+            return
+        if ctype == "message/delivery-status":
+            _delivery_status(children, state)
+            return
+        if ctype == "multipart/alternative":
+            _walk_alternative(children, state, depth)
+            return
+        for child in children:
+            if isinstance(child, Message):
+                _walk(child, state, depth + 1)
+        return
+    if ctype.startswith("multipart/"):
+        # The stdlib could not split it (missing or never-occurring boundary): keep the text.
+        state.problem("broken-multipart", ctype)
+        _leaf(part, state, "text/plain")
+        return
+    _leaf(part, state, ctype)
+
+
+def _walk_alternative(children: list[Message], state: _State, depth: int) -> None:
+    """RFC 2046 §5.1.4: alternatives say the same thing; keep the first plain and first HTML rendering."""
+    seen_text = seen_html = False
+    for child in children:
+        if not isinstance(child, Message):
+            continue
+        ctype = _content_type(child)
+        if ctype == "text/plain" and not _is_attachment(child):
+            if not seen_text:
+                seen_text = True
+                _leaf(child, state, ctype)
+        elif ctype == "text/html" and not _is_attachment(child):
+            if not seen_html:
+                seen_html = True
+                _leaf(child, state, ctype)
+        else:
+            _walk(child, state, depth + 1)
+
+
+def _disposition(part: Message) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except Exception:
+        return None
+
+
+def _filename(part: Message, state: _State) -> str | None:
+    name: str | None = None
+    try:
+        name = part.get_filename()
+    except Exception:
+        state.problem("bad-header", "filename")
+    if not name:
+        name = _raw_param(part, "filename", "content-disposition") or _raw_param(part, "name")
+    if not name:
+        return None
+    name = _raw_to_str(name, state)
+    if "=?" in name:
+        # Outlook puts RFC 2047 words inside quoted parameters (RFC 2047 §5 forbids it; everyone does it).
+        name = decode_encoded_words(name, state)
+    name = _unfold(name).strip().strip('"')
+    # Never let a client-chosen path escape: keep the last path component only.
+    name = re.split(r"[\\/]", name)[-1]
+    return name or None
+
+
+def _is_attachment(part: Message) -> bool:
+    if _disposition(part) == "attachment":
+        return True
+    return _raw_param(part, "filename", "content-disposition") is not None and _disposition(part) != "inline"
+
+
+def _payload_bytes(part: Message, state: _State) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception as exc:
+        state.problem("bad-attachment", f"{type(exc).__name__}")
+        payload = None
+    if isinstance(payload, bytes):
+        return payload
+    raw = part.get_payload()
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return b""
+
+
+def _leaf(part: Message, state: _State, ctype: str) -> None:
+    disposition = _disposition(part)
+    filename = _filename(part, state)
+    data = _payload_bytes(part, state)
+    is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment"
+    if is_body_text and (filename is None or disposition == "inline" and ctype == "text/plain"):
+        text = _decode_text(part, data, state)
+        if ctype == "text/html":
+            state.html_parts.append(text)
+        else:
+            if (_raw_param(part, "format") or "").lower() == "flowed":
+                text = _unflow(text, (_raw_param(part, "delsp") or "").lower() == "yes")
+            state.text_parts.append(text.replace("\r\n", "\n"))
+        return
+    if ctype == "application/ms-tnef" or (filename or "").lower() == "winmail.dat":
+        if _unpack_tnef(data, state):
+            return
+    content_id = _content_id(part)
+    inline = disposition == "inline" and content_id is not None or (disposition is None and content_id is not None)
+    state.attachments.append(
+        Attachment(
+            filename=filename or _default_name(ctype, len(state.attachments) + 1),
+            content_type=ctype,
+            content=data,
+            content_id=content_id,
+            inline=inline,
+        )
+    )
+
+
+def _content_id(part: Message) -> str | None:
+    raw = None
+    for name, value in part.raw_items():
+        if name.lower() == "content-id":
+            raw = str(value)
+            break
+    if raw is None:
+        return None
+    value = _unfold(raw).strip().strip("<>").strip()
+    return value or None
+
+
+def _default_name(ctype: str, index: int) -> str:
+    extension = mimetypes.guess_extension(ctype, strict=False) or ".bin"
+    return f"attachment-{index}{extension}"
+
+
+def _decode_text(part: Message, data: bytes, state: _State) -> str:
+    declared = _raw_param(part, "charset")
+    text, how = decode_bytes(data, declared)
+    if how == "fallback":
+        state.problem("charset-unknown", f"declared {declared!r}")
+    elif how != "declared" and (declared is not None or any(b > 0x7F for b in data)):
+        state.problem("charset-fallback", f"declared {declared!r}, decoded as {how}")
+    return text
+
+
+def _unflow(text: str, delsp: bool) -> str:
+    """RFC 3676 §4.2: a line ending in a space is soft-broken and joins the next one (not across quotes)."""
+    out: list[str] = []
+    buffer = ""
+    buffer_depth = -1
+    for line in text.replace("\r\n", "\n").split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:]
+        if content.startswith(" "):
+            content = content[1:]  # RFC 3676 §4.4 space-stuffing
+        if buffer and depth != buffer_depth:
+            out.append(">" * buffer_depth + (" " if buffer_depth else "") + buffer)
+            buffer = ""
+        if content.endswith(" ") and content != "-- ":
+            buffer += content[:-1] if delsp else content
+            buffer_depth = depth
+            continue
+        full = buffer + content
+        buffer = ""
+        out.append(">" * depth + (" " if depth and full else "") + full)
+    if buffer:
+        out.append(">" * buffer_depth + (" " if buffer_depth else "") + buffer)
+    return "\n".join(out)
+
+
+def _enclosed_message(part: Message, children: list[Message], state: _State) -> None:
+    inner = children[0] if children else None
+    subject = ""
+    data = b""
+    if isinstance(inner, Message):
+        subject_raw: str | None = None
+        for name, value in inner.raw_items():
+            if name.lower() == "subject":
+                subject_raw = str(value)
+                break
+        subject = _decode_header_value(subject_raw, state).strip() if subject_raw else ""
+        data = _message_bytes(inner)
+    safe = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", subject).strip(" ._")[:100]
+    state.problem("enclosed-message", subject[:200])
+    state.attachments.append(
+        Attachment(
+            filename=f"{safe or 'message'}.eml",
+            content_type="message/rfc822",
+            content=data,
+            content_id=_content_id(part),
+            inline=False,
+        )
+    )
+
+
+def _message_bytes(msg: Message) -> bytes:
+    for attempt in (policy.default, policy.compat32):
+        try:
+            return msg.as_bytes(policy=attempt)
+        except Exception:  # noqa: S112 - try the next policy, then the string form
+            continue
+    try:
+        return msg.as_string(policy=policy.compat32).encode("utf-8", "surrogateescape")
+    except Exception:
+        return b""
+
+
+def _delivery_status(blocks: list[Message], state: _State) -> None:
+    """RFC 3464 §2.1: keep the per-message and per-recipient fields as a text attachment.
+
+    The stdlib parses message/delivery-status into header blocks; `automated.detect_automated`
+    reads this attachment (content type message/delivery-status) to list bounced recipients.
+    """
+    lines: list[str] = []
+    for block in blocks:
+        if not isinstance(block, Message):
+            continue
+        for name, value in block.raw_items():
+            lines.append(f"{name}: {_raw_to_str(_unfold(str(value)), state)}")
+        lines.append("")
+    state.attachments.append(
+        Attachment(
+            filename="delivery-status.txt",
+            content_type="message/delivery-status",
+            content="\n".join(lines).encode("utf-8"),
+        )
+    )
+
+
+def _unpack_tnef(data: bytes, state: _State) -> bool:
+    """Extract the files inside an Outlook winmail.dat; False (and a problem) when that fails."""
+    try:
+        from tnefparse import TNEF
+
+        tnef = TNEF(data, do_checksum=False)
+        found: list[Attachment] = []
+        for index, item in enumerate(tnef.attachments, start=1):
+            name = item.long_filename() or item.name
+            if isinstance(name, bytes):
+                name = decode_bytes(name)[0]
+            name = str(name).strip("\x00").strip() or f"Untitled Attachment {index}"
+            payload = item.data if isinstance(item.data, bytes) else b""
+            guessed = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+            found.append(Attachment(filename=name, content_type=guessed, content=payload))
+        html_body = tnef.htmlbody
+        if html_body and not state.html_parts:
+            state.html_parts.append(html_body if isinstance(html_body, str) else decode_bytes(html_body)[0])
+        body = tnef.body
+        if body and not state.text_parts:
+            state.text_parts.append(body if isinstance(body, str) else decode_bytes(body)[0])
+    except Exception as exc:  # tnefparse raises many kinds of errors on broken streams
+        state.problem("tnef-failed", f"{type(exc).__name__}: {exc}")
+        return False
+    if not found and not (tnef.htmlbody or tnef.body):
+        state.problem("tnef-failed", "no attachments or body inside")
+        return False
+    state.attachments.extend(found)
+    return True
+
+
+def iter_parts(msg: Message) -> Iterator[Message]:
+    """Walk a parsed message without recursion (deeply nested hostile mail stays cheap)."""
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        yield part
+        if depth < MAX_DEPTH and part.is_multipart():
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, Message))

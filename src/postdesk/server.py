@@ -1,0 +1,112 @@
+"""The long-running processes: everything in one (`postdesk run`), or web, worker, SMTP and fetch apart.
+
+In one process, uvicorn owns the main thread and its signal handling (SIGINT and SIGTERM both stop it
+gracefully); the huey consumer runs as worker threads beside it, started from a subclass that sets no
+signal handlers, since only the main thread may (DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from django.conf import settings
+from huey.consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+# An idle consumer otherwise backs off to 10 s between polls; 0.25 s keeps new mail under a second.
+CONSUMER_MAX_DELAY = 0.25
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """A huey consumer that runs beside another main loop: it leaves signals to the host process."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+def _consumer(cls: type[Consumer], *, workers: int, scheduler: bool) -> Any:
+    from huey.contrib.djhuey import HUEY
+
+    return cls(
+        HUEY,
+        workers=workers,
+        worker_type="thread",
+        periodic=scheduler,
+        initial_delay=0.05,
+        max_delay=CONSUMER_MAX_DELAY,
+        check_worker_health=True,
+    )
+
+
+def _uvicorn_server() -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(
+        "postdesk.asgi:application",
+        host=settings.CONFIG.bind,
+        port=settings.CONFIG.http_port,
+        lifespan="off",  # Django's ASGI handler has no lifespan support
+        log_level="warning",
+        workers=1,
+    )
+    return uvicorn.Server(config)
+
+
+def _banner(smtp_port: int | None) -> None:
+    from postdesk.desk.models import Mailbox
+
+    config = settings.CONFIG
+    database = "PostgreSQL" if config.database_url else f"SQLite {config.sqlite_path}"
+    print(f"Postdesk is running: http://{config.bind}:{config.http_port}/", flush=True)
+    if smtp_port is not None:
+        print(f"  SMTP listener:  {config.bind}:{smtp_port}", flush=True)
+    print(f"  database:       {database}", flush=True)
+    print(f"  jobs:           {'huey on Redis' if config.redis_url else 'huey on SQLite (in this process)'}")
+    for address in Mailbox.objects.filter(active=True).values_list("address", flat=True):
+        print(f"  mailbox:        {address}", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+def run_all_in_one() -> int:
+    from postdesk.jobs import queue_waiting
+    from postdesk.transports.imap_fetcher import start_fetchers
+    from postdesk.transports.smtp_listener import start_smtp_listener
+
+    config = settings.CONFIG
+    consumer = _consumer(EmbeddedConsumer, workers=2, scheduler=True)
+    consumer.start()
+    smtp = start_smtp_listener(config.bind, config.smtp_port)
+    fetchers = start_fetchers()
+    # Mail a crash left waiting is picked up now rather than at the next sweep.
+    queue_waiting(older_than=None)
+    _banner(smtp.port)
+    try:
+        _uvicorn_server().run()
+    finally:
+        print("stopping…", flush=True)
+        fetchers.stop()
+        smtp.stop()
+        consumer.stop(graceful=True)
+        print("stopped", flush=True)
+    return 0
+
+
+def run_web() -> int:
+    _uvicorn_server().run()
+    return 0
+
+
+def run_worker(*, workers: int, scheduler: bool) -> int:
+    from postdesk.jobs import queue_waiting
+
+    queue_waiting(older_than=None)
+    consumer = _consumer(Consumer, workers=workers, scheduler=scheduler)
+    consumer.run()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_all_in_one())

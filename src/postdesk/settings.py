@@ -1,0 +1,151 @@
+"""Django settings, derived from the typed environment configuration in `postdesk.config`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+from postdesk.config import load_config
+
+CONFIG = load_config()
+
+BASE_DIR = Path(__file__).resolve().parent
+SECRET_KEY = CONFIG.secret_key
+DEBUG = CONFIG.debug
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "knox",
+    "drf_spectacular",
+    "huey.contrib.djhuey",
+    "postdesk.desk",
+    "postdesk.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "postdesk.urls"
+ASGI_APPLICATION = "postdesk.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict[str, Any]:
+    if CONFIG.database_url:
+        db = dict(dj_database_url.parse(CONFIG.database_url, conn_max_age=60))
+        return db
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(CONFIG.sqlite_path),
+        "OPTIONS": {
+            # Without IMMEDIATE, concurrent writers fail with "database is locked" (DESIGN.md §2).
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ru", "Русский"), ("uk", "Українська"), ("fa", "فارسی"), ("zh-hans", "中文")]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "postdesk.api.errors.handle_exception",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+REST_KNOX = {"TOKEN_TTL": None, "AUTO_REFRESH": False}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Postdesk API",
+    "DESCRIPTION": "Read access to conversations, messages, raw mail and attachments.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+
+def _huey() -> dict[str, Any]:
+    if CONFIG.redis_url:
+        return {
+            "huey_class": "huey.PriorityRedisHuey",
+            "name": CONFIG.queue_name,
+            "url": CONFIG.redis_url,
+            "immediate": False,
+            "consumer": {"workers": 2, "worker_type": "thread"},
+        }
+    return {
+        "huey_class": "huey.SqliteHuey",
+        "name": CONFIG.queue_name,
+        "filename": str(CONFIG.data_dir / "huey.sqlite3"),
+        "immediate": False,
+        "consumer": {"workers": 2, "worker_type": "thread"},
+    }
+
+
+HUEY = _huey()
+
+POSTDESK_SMTP_MAX_BYTES = CONFIG.smtp_max_bytes
+POSTDESK_REOPEN_WINDOW_DAYS = 14
+POSTDESK_SUBJECT_THREAD_WINDOW_DAYS = 30
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"postdesk": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,1 @@
+"""Pure business-time arithmetic for SLA clocks (no Django, no network)."""

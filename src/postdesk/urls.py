@@ -1,0 +1,10 @@
+"""URL routes: the agent pages, the REST API v1 with its OpenAPI schema, and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("postdesk.api.urls")),
+    path("", include("postdesk.web.urls")),
+]

@@ -1,0 +1,1 @@
+"""The agent pages in the browser (server-rendered Django templates)."""

@@ -1,0 +1,5 @@
+"""Agent page routes."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,39 @@
+"""Shared fixtures: a private data directory per test, huey run inline, factories for the data model."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """Point blobs (raw mail, attachments) at a fresh directory; pure tests never look at it."""
+    from django.conf import settings
+
+    original = settings.CONFIG
+    settings.CONFIG = dataclasses.replace(original, data_dir=tmp_path / "data")
+    settings.CONFIG.blob_dir.mkdir(parents=True, exist_ok=True)
+    yield settings.CONFIG.data_dir
+    settings.CONFIG = original
+
+
+@pytest.fixture(autouse=True, scope="session")
+def huey_inline() -> None:
+    """Jobs queued in tests run at once, in the test's thread, against the test database."""
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.immediate = True
+
+
+@pytest.fixture
+def corpora() -> Path:
+    if not CORPORA.is_dir():
+        pytest.skip(f"!!! mail corpora not found at {CORPORA}: corpus tests did NOT run !!!")
+    return CORPORA
