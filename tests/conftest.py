@@ -37,3 +37,34 @@ def corpora() -> Path:
     if not CORPORA.is_dir():
         pytest.skip(f"!!! mail corpora not found at {CORPORA}: corpus tests did NOT run !!!")
     return CORPORA
+
+
+def _test_database_url() -> str | None:
+    """The PostgreSQL URL this test run uses, or None on SQLite."""
+    import os
+
+    url = os.environ.get("DATABASE_URL", "")
+    return url if url.startswith(("postgres://", "postgresql://")) else None
+
+
+@pytest.fixture
+def fresh_database_url() -> Iterator[str | None]:
+    """For tests that start real processes: None on SQLite (they use a file in their data dir), else a new
+    PostgreSQL database of their own, dropped afterwards."""
+    import uuid
+
+    base = _test_database_url()
+    if base is None:
+        yield None
+        return
+    import psycopg
+
+    server = base.rsplit("/", 1)[0]
+    name = f"postdesk_proc_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]

@@ -184,8 +184,11 @@ def _data_dir() -> Path:
 # --- import -------------------------------------------------------------------------------------
 
 
-def iter_raw_mails(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(label, raw bytes) for every mail under `path`: an .eml file, an mbox file, a Maildir or a folder."""
+def iter_raw_mails(path: Path) -> Iterator[tuple[str, bytes | OSError]]:
+    """(label, raw bytes) for every mail under `path`: an .eml file, an mbox file, a Maildir or a folder.
+
+    A file that cannot be read is yielded with its error, so one bad file never stops an import.
+    """
     import mailbox as stdlib_mailbox
 
     if path.is_dir():
@@ -204,15 +207,18 @@ def iter_raw_mails(path: Path) -> Iterator[tuple[str, bytes]]:
             ):
                 yield from iter_raw_mails(child)
         return
-    if _looks_like_mbox(path):
-        box = stdlib_mailbox.mbox(path, factory=None, create=False)
-        try:
-            for index, key in enumerate(box.keys()):
-                yield f"{path}#{index + 1}", box.get_bytes(key)
-        finally:
-            box.close()
-        return
-    yield str(path), path.read_bytes()
+    try:
+        if _looks_like_mbox(path):
+            box = stdlib_mailbox.mbox(path, factory=None, create=False)
+            try:
+                for index, key in enumerate(box.keys()):
+                    yield f"{path}#{index + 1}", box.get_bytes(key)
+            finally:
+                box.close()
+            return
+        yield str(path), path.read_bytes()
+    except OSError as exc:
+        yield str(path), exc
 
 
 def _looks_like_mbox(path: Path) -> bool:
@@ -239,6 +245,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for path in args.paths:
         try:
             for label, raw in iter_raw_mails(Path(path)):
+                if isinstance(raw, OSError):
+                    failed += 1
+                    failures.append(f"{label}: cannot read: {raw.strerror or raw}")
+                    continue
                 try:
                     result = accept_raw(
                         mailbox,

@@ -8,7 +8,9 @@ signal handlers, since only the main thread may (DESIGN.md §2).
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +27,28 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
 
     def _set_signal_handlers(self) -> None:
         return None
+
+
+class ShutdownRequested(Exception):
+    """SIGINT or SIGTERM arrived; raised once uvicorn has shut the web server down."""
+
+
+def _stop_on_signals() -> None:
+    # uvicorn handles SIGINT/SIGTERM while it serves, then restores these handlers and re-raises the
+    # signal; without them SIGTERM would kill the process before the consumer finishes its jobs.
+    def request_shutdown(signum: int, frame: FrameType | None) -> None:
+        raise ShutdownRequested(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, request_shutdown)
+    signal.signal(signal.SIGTERM, request_shutdown)
+
+
+def _serve_web() -> None:
+    _stop_on_signals()
+    try:
+        _uvicorn_server().run()
+    except ShutdownRequested:
+        pass
 
 
 def _consumer(cls: type[Consumer], *, workers: int, scheduler: bool) -> Any:
@@ -84,7 +108,7 @@ def run_all_in_one() -> int:
     queue_waiting(older_than=None)
     _banner(smtp.port)
     try:
-        _uvicorn_server().run()
+        _serve_web()
     finally:
         print("stopping…", flush=True)
         fetchers.stop()
@@ -95,7 +119,7 @@ def run_all_in_one() -> int:
 
 
 def run_web() -> int:
-    _uvicorn_server().run()
+    _serve_web()
     return 0
 
 

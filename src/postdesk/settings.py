@@ -6,8 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 
 from postdesk.config import load_config
+
+# Lets admin and generic classes be subscripted at run time (ModelAdmin[Team]) as the type stubs write them.
+django_stubs_ext.monkeypatch()
 
 CONFIG = load_config()
 

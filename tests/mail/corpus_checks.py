@@ -46,7 +46,10 @@ def never_raises() -> dict[str, str]:
     for path in mail_files():
         raw = path.read_bytes()
         if path.suffix == ".tnef":
-            ctype, body = multipart("mixed", part("application/ms-tnef", raw, "Content-Disposition: attachment; filename=winmail.dat", b64=True))
+            ctype, body = multipart(
+                "mixed",
+                part("application/ms-tnef", raw, "Content-Disposition: attachment; filename=winmail.dat", b64=True),
+            )
             raw = make_mail(body, content_type=ctype)
         name = str(path.relative_to(CORPORA))
         try:
@@ -85,7 +88,9 @@ def stalwart() -> dict[str, str]:
             problem = _same_address(msg.from_, case["from"][0])
             if problem:
                 why.append(f"from: {problem}")
-        if case.get("to") is not None and [a.address.lower() for a in msg.to] != [t["address"].lower() for t in case["to"] if t.get("address")]:
+        if case.get("to") is not None and [a.address.lower() for a in msg.to] != [
+            t["address"].lower() for t in case["to"] if t.get("address")
+        ]:
             why.append(f"to {[a.address for a in msg.to]} != {[t['address'] for t in case['to']]}")
         if case.get("date"):
             want = datetime.fromisoformat(case["date"].replace("Z", "+00:00"))
@@ -147,7 +152,9 @@ def tnef() -> dict[str, str]:
         if not case["file"].endswith(".tnef"):
             continue
         raw = (root / case["file"]).read_bytes()
-        ctype, body = multipart("mixed", part("application/ms-tnef", raw, "Content-Disposition: attachment; filename=winmail.dat", b64=True))
+        ctype, body = multipart(
+            "mixed", part("application/ms-tnef", raw, "Content-Disposition: attachment; filename=winmail.dat", b64=True)
+        )
         msg = parse(make_mail(body, content_type=ctype))
         wanted = [n for n in case.get("expected_attachment_names", []) if n not in ("body.rtf", "body.html")]
         got = {a.filename: a for a in msg.attachments}
@@ -157,7 +164,7 @@ def tnef() -> dict[str, str]:
             why.append(f"missing {missing}; got {sorted(got)}")
         for extracted in case.get("expected_extracted_files", []):
             name = extracted["path"].split("/", 1)[-1]
-            if name in got and hashlib.md5(got[name].content).hexdigest() != extracted["md5"]:  # noqa: S324 - corpus uses md5
+            if name in got and hashlib.md5(got[name].content).hexdigest() != extracted["md5"]:
                 why.append(f"{name}: bytes differ")
         if why:
             failures[case["file"]] = "; ".join(why)
@@ -188,10 +195,14 @@ def flufl() -> dict[str, str]:
             failures[case["file"]] = f"not a bounce: {verdict.kind} {verdict.reason}"
             continue
         kind = case.get("failure_type")
-        got = {r.address.lower() for r in verdict.bounce_recipients if kind is None or r.permanent == (kind == "permanent")}
+        got = {
+            r.address.lower() for r in verdict.bounce_recipients if kind is None or r.permanent == (kind == "permanent")
+        }
         missing = sorted({a.lower() for a in case.get("expected_recipients") or []} - got)
         if missing:
-            failures[case["file"]] = f"missing {kind} {missing}; got {[(r.address, r.permanent) for r in verdict.bounce_recipients][:4]}"
+            failures[case["file"]] = (
+                f"missing {kind} {missing}; got {[(r.address, r.permanent) for r in verdict.bounce_recipients][:4]}"
+            )
     return failures
 
 

@@ -83,7 +83,10 @@ def test_rfc3464_bounce() -> None:
 
 
 def test_success_dsn_is_not_a_bounce() -> None:
-    report = "Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; ok@example.org\r\nAction: delivered\r\nStatus: 2.0.0\r\n"
+    report = (
+        "Reporting-MTA: dns; mx\r\n\r\n"
+        "Final-Recipient: rfc822; ok@example.org\r\nAction: delivered\r\nStatus: 2.0.0\r\n"
+    )
     ctype, body = multipart("report", part("text/plain", "Delivered."), part("message/delivery-status", report))
     result = detect_automated(parse(make_mail(body, content_type=ctype + "; report-type=delivery-status")))
     assert result.kind is AutomatedKind.AUTO_REPLY
@@ -111,13 +114,17 @@ def test_exim_bounce() -> None:
         "    550 5.1.1 No such user\n\n------ This is a copy of the message, including all the headers. ------\n"
         "From: alice@example.com\n"
     )
-    result = detect_automated(parse(make_mail(body, sender="Mail Delivery System <Mailer-Daemon@x.example>", subject="Mail delivery failed")))
+    result = detect_automated(
+        parse(make_mail(body, sender="Mail Delivery System <Mailer-Daemon@x.example>", subject="Mail delivery failed"))
+    )
     assert result.kind is AutomatedKind.BOUNCE
     assert result.bounce_recipients == (BounceRecipient("lost@example.org", "5.1.1", True),)
 
 
 def test_delay_notice_is_temporary() -> None:
     body = "This is the mail system at host x.\n\n<slow@example.org>: connection timed out; will retry\n"
-    result = detect_automated(parse(make_mail(body, sender="MAILER-DAEMON@x", subject="Delayed Mail (still being retried)")))
+    result = detect_automated(
+        parse(make_mail(body, sender="MAILER-DAEMON@x", subject="Delayed Mail (still being retried)"))
+    )
     assert result.kind is AutomatedKind.BOUNCE
     assert result.bounce_recipients == (BounceRecipient("slow@example.org", "", False),)

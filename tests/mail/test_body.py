@@ -1,5 +1,8 @@
 """Tests of `postdesk.mail.body`: sanitising, HTML to text and reply splitting in many languages."""
 
+# Multilingual mail text is the point here: confusable letters are intentional.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import pytest
@@ -44,7 +47,10 @@ def test_html_to_text() -> None:
         ("Дякую!\n\nпн, 1 січ. 2024 о 10:00 Іван <i@example.ua> пише:\n> старе", "Дякую!"),
         ("ممنون!\n\nدر تاریخ ۱ ژانویه ۲۰۲۴، علی <a@example.ir> نوشت:\n> قدیمی", "ممنون!"),
         ("谢谢！\n\n在 2024年1月1日 10:00，张三 <z@example.cn> 写道：\n> 旧", "谢谢！"),
-        ("谢谢！\n\n------------------ 原始邮件 ------------------\n发件人: 张三\n发送时间: 2024年1月1日\n\n旧", "谢谢！"),
+        (
+            "谢谢！\n\n------------------ 原始邮件 ------------------\n发件人: 张三\n发送时间: 2024年1月1日\n\n旧",
+            "谢谢！",
+        ),
         ("Reply on top\n\n> quoted line\n> another", "Reply on top"),
     ],
 )

@@ -12,9 +12,7 @@ from mail_factory import CORPORA
 pytestmark = pytest.mark.pure
 
 if not CORPORA.is_dir():  # pragma: no cover - depends on the machine
-    pytest.skip(
-        f"!!! CORPORA MISSING: {CORPORA} does not exist; corpus tests NOT run !!!", allow_module_level=True
-    )
+    pytest.skip(f"!!! CORPORA MISSING: {CORPORA} does not exist; corpus tests NOT run !!!", allow_module_level=True)
 
 CHECKS: dict[str, Callable[[], dict[str, str]]] = {
     "never_raises": corpus_checks.never_raises,

@@ -1,5 +1,8 @@
 """Targeted tests of `postdesk.mail.parse`: hostile input, charsets, encoded words, parts, TNEF."""
 
+# Multilingual mail text is the point here: confusable letters are intentional.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import time
@@ -183,7 +186,10 @@ def test_subject_unfolded() -> None:
 
 
 def test_alternative_prefers_plain_and_sanitises_html() -> None:
-    html = '<p onclick="x()">Hi <b>there</b><script>alert(1)</script><img src="cid:logo@x"><a href="javascript:evil()">l</a></p>'
+    html = (
+        '<p onclick="x()">Hi <b>there</b><script>alert(1)</script>'
+        '<img src="cid:logo@x"><a href="javascript:evil()">l</a></p>'
+    )
     ctype, body = multipart(
         "alternative",
         part("text/plain; charset=utf-8", "Hi there"),
@@ -275,7 +281,12 @@ def test_tnef_attachment_extracted() -> None:
     ctype, body = multipart(
         "mixed",
         part("text/plain", "see attached"),
-        part("application/ms-tnef", tnef_path.read_bytes(), 'Content-Disposition: attachment; filename="winmail.dat"', b64=True),
+        part(
+            "application/ms-tnef",
+            tnef_path.read_bytes(),
+            'Content-Disposition: attachment; filename="winmail.dat"',
+            b64=True,
+        ),
     )
     msg = parse(make_mail(body, content_type=ctype))
     assert all(a.filename != "winmail.dat" for a in msg.attachments)
@@ -286,7 +297,12 @@ def test_broken_tnef_is_kept() -> None:
     ctype, body = multipart(
         "mixed",
         part("text/plain", "see attached"),
-        part("application/ms-tnef", b"not tnef at all", 'Content-Disposition: attachment; filename="winmail.dat"', b64=True),
+        part(
+            "application/ms-tnef",
+            b"not tnef at all",
+            'Content-Disposition: attachment; filename="winmail.dat"',
+            b64=True,
+        ),
     )
     msg = parse(make_mail(body, content_type=ctype))
     assert [a.filename for a in msg.attachments] == ["winmail.dat"]

@@ -1,5 +1,8 @@
 """Tests of `postdesk.mail.thread_keys`: subject normalisation in many languages, tokens, Thread-Index."""
 
+# Multilingual mail text is the point here: confusable letters are intentional.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import base64

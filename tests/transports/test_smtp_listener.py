@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from factories import make_mailbox, make_raw_mail
 
+from factories import make_mailbox, make_raw_mail
 from postdesk.config import ConfigError
 from postdesk.desk.blobs import default_store
 from postdesk.desk.models import Message, ReceivedMail, ReceivedState, Source
@@ -95,7 +95,9 @@ def test_unknown_recipient_is_refused_at_rcpt(listener: SmtpListener) -> None:
         code, reply = smtp.rcpt("old@example.com")
         assert code == 550, "an inactive mailbox takes no mail"
         # No valid recipient: DATA is refused and nothing is stored.
-        assert smtp.data(make_raw_mail())[0] == 503
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            smtp.data(make_raw_mail())
+        assert refused.value.smtp_code == 503
     assert not ReceivedMail.objects.exists()
 
 
@@ -202,7 +204,8 @@ def test_storage_failure_answers_451_and_claims_nothing(
     assert Message.objects.filter(message_id="disk-broken@customer.test").count() == 1
 
 
-def test_auth_when_configured(listener: SmtpListener) -> None:
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_auth_when_configured() -> None:
     make_mailbox("support@example.com")
     options = ListenerOptions(auth_user="relay", auth_password="s3cret", auth_require_tls=False)
     guarded = start_smtp_listener("127.0.0.1", 0, options=options)
@@ -236,6 +239,11 @@ def test_starttls_when_configured(tmp_path: Path) -> None:
     assert ReceivedMail.objects.count() == 1
 
 
+def test_a_busy_port_is_a_clear_error(listener: SmtpListener) -> None:
+    with pytest.raises(ConfigError, match=f"cannot listen for SMTP on 127.0.0.1 port {listener.port}: "):
+        start_smtp_listener("127.0.0.1", listener.port, options=ListenerOptions())
+
+
 def test_options_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("TLS_CERT", "TLS_KEY", "AUTH_USER", "AUTH_PASSWORD", "AUTH_ALLOW_PLAIN"):
         monkeypatch.delenv(f"POSTDESK_SMTP_{name}", raising=False)
@@ -245,8 +253,12 @@ def test_options_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ConfigError, match="must be set together"):
         listener_options_from_env()
     monkeypatch.setenv("POSTDESK_SMTP_AUTH_PASSWORD", "pw")
+    with pytest.raises(ConfigError, match="needs STARTTLS"):
+        listener_options_from_env()
+    monkeypatch.setenv("POSTDESK_SMTP_AUTH_ALLOW_PLAIN", "1")
     options = listener_options_from_env()
-    assert (options.auth_user, options.auth_password, options.auth_require_tls) == ("relay", "pw", True)
+    assert (options.auth_user, options.auth_password, options.auth_require_tls) == ("relay", "pw", False)
+    monkeypatch.delenv("POSTDESK_SMTP_AUTH_ALLOW_PLAIN")
 
     monkeypatch.setenv("POSTDESK_SMTP_TLS_CERT", str(tmp_path / "missing.pem"))
     monkeypatch.setenv("POSTDESK_SMTP_TLS_KEY", str(tmp_path / "missing.key"))
@@ -255,7 +267,9 @@ def test_options_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     cert, key = _self_signed(tmp_path)
     monkeypatch.setenv("POSTDESK_SMTP_TLS_CERT", str(cert))
     monkeypatch.setenv("POSTDESK_SMTP_TLS_KEY", str(key))
-    assert listener_options_from_env().tls_context is not None
+    options = listener_options_from_env()
+    assert options.tls_context is not None
+    assert options.auth_require_tls
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:

@@ -114,7 +114,7 @@ def process_received_mail(received_mail_id: int, *, now: datetime | None = None)
             locked.error = ""
             locked.attempts += 1
             locked.save(update_fields=["state", "processed_at", "steps", "error", "attempts"])
-        log.info("received mail %s → conversation #%s", row.pk, message.conversation.number)
+        log.debug("received mail %s → conversation #%s", row.pk, message.conversation.number)
         return ReceivedState.PROCESSED
     except Exception as exc:
         log.exception("processing received mail %s failed", row.pk)

@@ -6,6 +6,9 @@ attachment with content type ``message/delivery-status`` (its RFC 3464 fields as
 (qmail, old Exim, Exchange, free-form notices) the recipients are read from the text body.
 """
 
+# Multilingual mail text is the point here: confusable letters are intentional.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import re
@@ -99,7 +102,7 @@ def detect_automated(msg: ParsedMessage) -> AutomatedVerdict:
     is_ooo = bool(_OOO_SUBJECT.search(subject))
 
     def auto(reason: str) -> AutomatedVerdict:
-        if is_ooo or _OOO_BODY.search(msg.text[:2000]) and _AUTO_SUBJECT.search(subject):
+        if is_ooo or (_OOO_BODY.search(msg.text[:2000]) and _AUTO_SUBJECT.search(subject)):
             return AutomatedVerdict(AutomatedKind.OUT_OF_OFFICE, reason)
         return AutomatedVerdict(AutomatedKind.AUTO_REPLY, reason)
 
@@ -205,10 +208,7 @@ def _parse_dsn(text: str) -> tuple[list[BounceRecipient], set[str]]:
         if not status:
             diagnostic = _ENHANCED.search(_field(block, "Diagnostic-Code"))
             status = diagnostic.group(1) if diagnostic else ""
-        if status:
-            permanent = status.startswith("5")
-        else:
-            permanent = action == "failed"
+        permanent = status.startswith("5") if status else action == "failed"
         if action == "delayed":
             permanent = False
         if address and address.lower() not in seen:

@@ -1,5 +1,8 @@
 """Mail bodies: HTML sanitising, HTML to text, and visible reply versus quoted history and signature."""
 
+# Multilingual mail text is the point here: confusable letters are intentional.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import re
@@ -152,8 +155,7 @@ def _quote_start(lines: list[str]) -> int | None:
                     break
             return start
         if stripped.startswith(">") and all(
-            not rest.strip() or rest.lstrip().startswith(">") or _SIGN_OFF.match(rest)
-            for rest in lines[index:]
+            not rest.strip() or rest.lstrip().startswith(">") or _SIGN_OFF.match(rest) for rest in lines[index:]
         ):
             return index
     return None

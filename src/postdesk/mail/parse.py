@@ -296,7 +296,7 @@ def _parse_addresses(name: str, raw_value: str, state: _State) -> list[Address]:
     result: list[Address] = []
     try:
         header = policy.default.header_factory(name, value)
-        parsed = [(a.display_name, a.addr_spec) for a in header.addresses]  # type: ignore[attr-defined]
+        parsed = [(a.display_name, a.addr_spec) for a in header.addresses]
     except Exception:
         state.problem("bad-header", name)
         parsed = [(n, a) for n, a in email.utils.getaddresses([decode_encoded_words(value, state)])]
@@ -378,9 +378,10 @@ def _walk(part: Message, state: _State, depth: int) -> None:
     if depth > 0:
         _record_defects(part, state)
     if part.is_multipart():
-        children = part.get_payload()
-        if not isinstance(children, list):  # pragma: no cover - defensive
+        payload = part.get_payload()
+        if not isinstance(payload, list):  # pragma: no cover - defensive
             return
+        children = [child for child in payload if isinstance(child, Message)]
         if ctype == "message/rfc822" or (ctype.startswith("message/") and ctype != "message/delivery-status"):
             _enclosed_message(part, children, state)
             return
@@ -473,7 +474,7 @@ def _leaf(part: Message, state: _State, ctype: str) -> None:
     filename = _filename(part, state)
     data = _payload_bytes(part, state)
     is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment"
-    if is_body_text and (filename is None or disposition == "inline" and ctype == "text/plain"):
+    if is_body_text and (filename is None or (disposition == "inline" and ctype == "text/plain")):
         text = _decode_text(part, data, state)
         if ctype == "text/html":
             state.html_parts.append(text)
@@ -482,11 +483,11 @@ def _leaf(part: Message, state: _State, ctype: str) -> None:
                 text = _unflow(text, (_raw_param(part, "delsp") or "").lower() == "yes")
             state.text_parts.append(text.replace("\r\n", "\n"))
         return
-    if ctype == "application/ms-tnef" or (filename or "").lower() == "winmail.dat":
-        if _unpack_tnef(data, state):
-            return
+    is_tnef = ctype == "application/ms-tnef" or (filename or "").lower() == "winmail.dat"
+    if is_tnef and _unpack_tnef(data, state):
+        return
     content_id = _content_id(part)
-    inline = disposition == "inline" and content_id is not None or (disposition is None and content_id is not None)
+    inline = (disposition == "inline" and content_id is not None) or (disposition is None and content_id is not None)
     state.attachments.append(
         Attachment(
             filename=filename or _default_name(ctype, len(state.attachments) + 1),

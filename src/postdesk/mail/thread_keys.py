@@ -1,5 +1,8 @@
 """Thread keys: reply tokens, our Message-IDs, Outlook Thread-Index roots, ticket numbers and normalised subjects."""
 
+# Multilingual mail text is the point here: confusable letters are intentional.
+# ruff: noqa: RUF001, RUF003
+
 from __future__ import annotations
 
 import base64

@@ -27,7 +27,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from postdesk.desk.intake import accept_raw
 from postdesk.desk.models import Mailbox, Source
@@ -133,7 +133,8 @@ def _connect(mailbox: Mailbox, password: str, timeout: float) -> IMAPClient:
         _close(client)
         raise FetchError(
             _redact(
-                _("connection to %(where)s lost while logging in: %(reason)s") % {"where": where, "reason": _reason(exc)},
+                _("connection to %(where)s lost while logging in: %(reason)s")
+                % {"where": where, "reason": _reason(exc)},
                 password,
             )
         ) from None
@@ -154,9 +155,9 @@ def _close(client: IMAPClient) -> None:
 def _select(client: IMAPClient, mailbox: Mailbox, *, readonly: bool = False) -> dict[bytes, Any]:
     try:
         info: dict[bytes, Any] = client.select_folder(mailbox.imap_folder, readonly=readonly)
+    except IMAPClientAbortError:
+        raise  # the connection broke: a network error, not a missing folder
     except IMAPClientError as exc:
-        if isinstance(exc, OSError) or "abort" in type(exc).__name__.lower():
-            raise
         raise FetchError(
             _("cannot open folder %(folder)s at %(where)s: %(reason)s")
             % {"folder": mailbox.imap_folder, "where": _address(mailbox), "reason": _reason(exc)}
@@ -251,7 +252,7 @@ def _run_round(
     start = mailbox.imap_last_uid
     if mailbox.imap_uidvalidity is not None and mailbox.imap_uidvalidity != uidvalidity:
         log.warning(
-            "UIDVALIDITY of %s for mailbox %s changed from %s to %s: fetching the folder again (duplicates are skipped)",
+            "UIDVALIDITY of %s for mailbox %s changed from %s to %s: fetching it again (duplicates are skipped)",
             mailbox.imap_folder,
             mailbox.address,
             mailbox.imap_uidvalidity,
@@ -259,6 +260,7 @@ def _run_round(
         )
         start = 0
     progress.last_uid = start
+    position = start  # the highest UID with every UID up to it stored; saved once the server is told
     uidnext = info.get(b"UIDNEXT")
     uids = _new_uids(client, start, int(uidnext) if uidnext is not None else None)
     if not uids:
@@ -276,7 +278,7 @@ def _run_round(
             if raw is None:
                 # Expunged by another client between SEARCH and FETCH: nothing left to fetch.
                 if not blocked:
-                    progress.last_uid = uid
+                    position = uid
                 continue
             try:
                 accepted = accept_raw(mailbox, bytes(raw), source=Source.IMAP, source_ref=f"{uidvalidity}:{uid}")
@@ -292,11 +294,11 @@ def _run_round(
             else:
                 progress.fetched += 1
             if not blocked:
-                progress.last_uid = uid
+                position = uid
         if done:
             _mark_done(client, mailbox, done)
-        _save_position(mailbox, uidvalidity, progress.last_uid)
-    _save_position(mailbox, uidvalidity, progress.last_uid)
+        _save_position(mailbox, uidvalidity, position)
+        progress.last_uid = position
 
 
 def _round_with_errors_recorded(
@@ -439,18 +441,21 @@ class ImapFetcher:
         try:
             while not self._stop.is_set():
                 close_old_connections()
-                mailbox = _load_mailbox(self.mailbox_id)
-                if mailbox is None:
-                    log.info("mailbox %s is gone, inactive or has no IMAP account: fetcher stops", self.mailbox_id)
-                    return
-                if self._serve(mailbox):
+                try:
+                    mailbox = _load_mailbox(self.mailbox_id)
+                    if mailbox is None:
+                        log.info("mailbox %s is inactive or has no IMAP account: its fetcher stops", self.mailbox_id)
+                        return
+                    served = self._serve(mailbox)
+                except Exception:
+                    # A database outage or a bug: say so loudly, then retry like any other failure.
+                    log.exception("IMAP fetcher for mailbox %s failed", self.mailbox_id)
+                    served = False
+                if served:
                     backoff = self.backoff_initial
                     continue
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
-        except Exception:
-            # A bug or a database outage: say so loudly; the supervisor starts a new fetcher later.
-            log.exception("IMAP fetcher for mailbox %s crashed", self.mailbox_id)
         finally:
             connection.close()
 
@@ -461,7 +466,9 @@ class ImapFetcher:
             client = _connect(mailbox, password, self.timeout)
         except FetchError as exc:
             _record_error(mailbox, str(exc))
-            self._report(FetchReport(mailbox.imap_uidvalidity, mailbox.imap_last_uid, error=str(exc)))
+            self._report(
+                FetchReport(uidvalidity=mailbox.imap_uidvalidity, last_uid=mailbox.imap_last_uid, error=str(exc))
+            )
             return False
         key = _connection_key(mailbox)
         try:
@@ -475,15 +482,23 @@ class ImapFetcher:
                     return False
                 if self._stop.is_set():
                     return True
+                if report.failed == 0 and report.fetched + report.duplicates > 0:
+                    # Mail that arrived during a busy round may have been announced in a reply we
+                    # already consumed (EXISTS riding on STORE or MOVE), so IDLE would not hear of
+                    # it: look again at once, and idle only after a round that found nothing.
+                    continue
                 if client.has_capability("IDLE"):
-                    error = self._idle(client, mailbox, password)
+                    # Failed messages are retried at the poll interval, not only when new mail comes.
+                    wait = min(self.idle_timeout, self.poll_interval) if report.failed else self.idle_timeout
+                    error = self._idle(client, mailbox, password, wait)
                     if error:
                         _record_error(mailbox, error)
-                        self._report(FetchReport(report.uidvalidity, report.last_uid, error=error))
+                        self._report(FetchReport(uidvalidity=report.uidvalidity, last_uid=report.last_uid, error=error))
                         return False
                 else:
                     # Polling: do not hold a connection open between rounds that servers might drop.
-                    return self._stop.wait(self.poll_interval) or True
+                    self._stop.wait(self.poll_interval)
+                    return True
                 fresh = _load_mailbox(self.mailbox_id)
                 if fresh is None or _connection_key(fresh) != key:
                     return True
@@ -492,9 +507,9 @@ class ImapFetcher:
         finally:
             _close(client)
 
-    def _idle(self, client: IMAPClient, mailbox: Mailbox, password: str) -> str:
-        """Wait in IDLE until new mail, the idle timeout or stop(); an error message, or "" when fine."""
-        deadline = time.monotonic() + self.idle_timeout
+    def _idle(self, client: IMAPClient, mailbox: Mailbox, password: str, wait: float) -> str:
+        """Wait in IDLE until new mail, `wait` seconds or stop(); an error message, or "" when fine."""
+        deadline = time.monotonic() + wait
         try:
             client.idle()
             while not self._stop.is_set():
@@ -539,18 +554,33 @@ def _is_goodbye(item: tuple[Any, ...]) -> bool:
 
 
 class FetcherGroup:
-    """The running fetchers, one per mailbox; `refresh()` follows mailboxes added, edited or disabled."""
+    """The running fetchers, one per mailbox, and a supervisor that follows mailboxes as they change.
 
-    def __init__(self, *, poll_interval: float = 60.0, **options: Any) -> None:
+    Every `rescan_interval` seconds (None: never) it starts fetchers for mailboxes added or enabled
+    since, and replaces fetchers whose thread ended (a mailbox disabled and enabled again).
+    """
+
+    def __init__(self, *, poll_interval: float = 60.0, rescan_interval: float | None = 60.0, **options: Any) -> None:
         self.poll_interval = poll_interval
+        self.rescan_interval = rescan_interval
         self.options = options
         self.fetchers: dict[int, ImapFetcher] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.refresh()
+        if self.rescan_interval is not None:
+            self._supervisor = threading.Thread(target=self._supervise, name="imap-fetcher-supervisor", daemon=True)
+            self._supervisor.start()
 
     def refresh(self) -> None:
         """Start a fetcher for every active mailbox with IMAP that has none running."""
         wanted = {m.pk for m in Mailbox.objects.filter(active=True).exclude(imap_host="") if m.has_imap}
         with self._lock:
+            if self._stop.is_set():
+                return
             for mailbox_id in list(self.fetchers):
                 if not self.fetchers[mailbox_id].is_alive():
                     del self.fetchers[mailbox_id]
@@ -559,45 +589,64 @@ class FetcherGroup:
                 fetcher.start()
                 self.fetchers[mailbox_id] = fetcher
 
+    def _supervise(self) -> None:
+        assert self.rescan_interval is not None
+        try:
+            while not self._stop.wait(self.rescan_interval):
+                close_old_connections()
+                try:
+                    self.refresh()
+                except Exception:  # the database may be briefly away; the next rescan tries again
+                    log.exception("could not look for new IMAP mailboxes")
+        finally:
+            connection.close()
+
     def stop(self, timeout: float = 10.0) -> None:
         with self._lock:
+            self._stop.set()
             fetchers = list(self.fetchers.values())
             self.fetchers.clear()
         for fetcher in fetchers:  # all at once: stopping takes as long as the slowest, not the sum
             fetcher.request_stop()
         for fetcher in fetchers:
             fetcher.join(timeout)
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
 
     def __len__(self) -> int:
         return len(self.fetchers)
 
 
-def start_fetchers(poll_interval: float = 60.0, **options: Any) -> FetcherGroup:
+def start_fetchers(
+    poll_interval: float = 60.0, *, rescan_interval: float | None = 60.0, **options: Any
+) -> FetcherGroup:
     """Start one fetcher thread per active mailbox with IMAP configured; `.stop()` ends them all.
 
     `options` go to each `ImapFetcher` (idle_timeout, batch, timeout, backoff_initial, backoff_max, on_report).
     """
-    group = FetcherGroup(poll_interval=poll_interval, **options)
-    group.refresh()
+    group = FetcherGroup(poll_interval=poll_interval, rescan_interval=rescan_interval, **options)
+    group.start()
     return group
 
 
-def serve_fetch_forever(poll_interval: float = 60.0, *, rescan_interval: float = 60.0) -> None:
-    """Run fetchers until SIGTERM or SIGINT (`postdesk fetch`); mailboxes added meanwhile are picked up."""
+def serve_fetch_forever(poll_interval: float = 60.0) -> None:
+    """Run fetchers until SIGTERM or SIGINT (`postdesk fetch`); call it from the main thread."""
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    group = start_fetchers(poll_interval)
-    log.info("fetching mail for %d mailbox(es); stop with Ctrl-C or SIGTERM", len(group))
     try:
-        while not stopping.wait(rescan_interval):
-            group.refresh()
-            close_old_connections()
+        group = start_fetchers(poll_interval)
+        log.info("fetching mail for %d mailbox(es); stop with Ctrl-C or SIGTERM", len(group))
+        try:
+            # A bounded wait keeps the main thread responsive to signals on every platform.
+            while not stopping.wait(1.0):
+                pass
+        finally:
+            group.stop()
     finally:
-        group.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         connection.close()

@@ -89,6 +89,12 @@ def listener_options_from_env() -> ListenerOptions:
     if bool(user) != bool(password):
         raise ConfigError("POSTDESK_SMTP_AUTH_USER and POSTDESK_SMTP_AUTH_PASSWORD must be set together")
     allow_plain = os.environ.get("POSTDESK_SMTP_AUTH_ALLOW_PLAIN", "") in {"1", "true", "yes"}
+    if user and tls_context is None and not allow_plain:
+        # aiosmtpd refuses AUTH without TLS: nobody could ever log in.
+        raise ConfigError(
+            "POSTDESK_SMTP_AUTH_USER needs STARTTLS (POSTDESK_SMTP_TLS_CERT and POSTDESK_SMTP_TLS_KEY), "
+            "or POSTDESK_SMTP_AUTH_ALLOW_PLAIN=1 to allow passwords over plain text"
+        )
     return ListenerOptions(
         tls_context=tls_context,
         auth_user=user or None,
@@ -218,6 +224,9 @@ def _store(raw: bytes, mail_from: str, recipients: list[str]) -> list[int]:
     ids = []
     for mailbox, its_recipients in by_mailbox.values():
         accepted = accept_raw(mailbox, raw, source=Source.SMTP, envelope_from=mail_from, envelope_to=its_recipients)
+        if accepted.duplicate:
+            # Usually a retry after a lost 250 (a crash, a cut connection): acknowledge it again.
+            log.info("mail already accepted as received mail %d; acknowledged again", accepted.received_mail_id)
         ids.append(accepted.received_mail_id)
     return ids
 
@@ -287,26 +296,35 @@ class SmtpListener:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen for SMTP on {host!r} port {port}: {exc} (see POSTDESK_BIND)") from None
     try:
         # A restart right after a crash must get its port back despite connections in TIME_WAIT.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(128)
         sock.setblocking(False)
-    except BaseException:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ConfigError(
+            f"cannot listen for SMTP on {host} port {port}: {exc.strerror or exc} "
+            "(see POSTDESK_BIND and POSTDESK_SMTP_PORT)"
+        ) from None
     return sock
 
 
 def start_smtp_listener(
     host: str, port: int, *, max_bytes: int | None = None, options: ListenerOptions | None = None
 ) -> SmtpListener:
-    """Listen for SMTP on host:port (0 picks a free port) in a background thread; returns once it answers."""
+    """Listen for SMTP on host:port (0 picks a free port) in a background thread; returns once it answers.
+
+    Raises ConfigError when the address cannot be bound or the STARTTLS/AUTH environment is unusable.
+    """
     limit = int(settings.POSTDESK_SMTP_MAX_BYTES if max_bytes is None else max_bytes)
     options = listener_options_from_env() if options is None else options
     threads = _DatabaseThreads(DB_THREADS)

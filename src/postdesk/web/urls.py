@@ -1,5 +1,20 @@
-"""Agent page routes."""
+"""Agent page routes: login/logout, the conversation list, a thread and a message's HTML frame."""
 
-from django.urls import URLPattern
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from postdesk.web import views
+
+app_name = "web"
+
+urlpatterns: list[URLPattern] = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(next_page="web:login"), name="logout"),
+    path("", views.conversation_list, name="conversation-list"),
+    path("c/<int:number>/", views.conversation_detail, name="conversation"),
+    path("c/<int:number>/m/<int:message_id>/html", views.message_html, name="message-html"),
+]

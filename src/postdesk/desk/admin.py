@@ -1,0 +1,252 @@
+"""Django admin for operators: teams, agents, mailboxes (credentials write-only), contacts, and the intake queue."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from postdesk.desk import access, secrets_box
+from postdesk.desk.models import (
+    AgentProfile,
+    Contact,
+    ContactAddress,
+    Conversation,
+    Mailbox,
+    ReceivedMail,
+    ReceivedState,
+    Team,
+)
+
+# Django's admin and form classes are generic only in the type stubs, not at runtime.
+if TYPE_CHECKING:
+    TeamAdminBase = admin.ModelAdmin[Team]
+    AgentProfileAdminBase = admin.ModelAdmin[AgentProfile]
+    MailboxFormBase = forms.ModelForm[Mailbox]
+    MailboxAdminBase = admin.ModelAdmin[Mailbox]
+    ContactAddressInlineBase = admin.TabularInline[ContactAddress, Contact]
+    ContactAdminBase = admin.ModelAdmin[Contact]
+    ConversationAdminBase = admin.ModelAdmin[Conversation]
+    ReceivedMailAdminBase = admin.ModelAdmin[ReceivedMail]
+else:
+    TeamAdminBase = AgentProfileAdminBase = MailboxAdminBase = admin.ModelAdmin
+    ContactAdminBase = ConversationAdminBase = ReceivedMailAdminBase = admin.ModelAdmin
+    MailboxFormBase = forms.ModelForm
+    ContactAddressInlineBase = admin.TabularInline
+
+
+@admin.register(Team)
+class TeamAdmin(TeamAdminBase):
+    list_display = ["name", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(AgentProfile)
+class AgentProfileAdmin(AgentProfileAdminBase):
+    list_display = ["user", "role"]
+    list_filter = ["role", "teams"]
+    search_fields = ["user__username", "user__email"]
+    filter_horizontal = ["teams"]
+    autocomplete_fields = ["user"]
+
+
+class MailboxForm(MailboxFormBase):
+    """Passwords are typed in plain, stored only encrypted (secrets_box), and never shown back."""
+
+    imap_password = forms.CharField(
+        label=_("IMAP password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Leave empty to keep the stored password."),
+    )
+    clear_imap_password = forms.BooleanField(label=_("Remove the stored IMAP password"), required=False)
+    smtp_password = forms.CharField(
+        label=_("SMTP password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Leave empty to keep the stored password."),
+    )
+    clear_smtp_password = forms.BooleanField(label=_("Remove the stored SMTP password"), required=False)
+
+    class Meta:
+        model = Mailbox
+        exclude = ["imap_password_encrypted", "smtp_password_encrypted"]
+
+    def save(self, commit: bool = True) -> Mailbox:
+        mailbox = super().save(commit=False)
+        for kind in ("imap", "smtp"):
+            plain = self.cleaned_data.get(f"{kind}_password") or ""
+            if plain:
+                setattr(mailbox, f"{kind}_password_encrypted", secrets_box.encrypt(plain))
+            elif self.cleaned_data.get(f"clear_{kind}_password"):
+                setattr(mailbox, f"{kind}_password_encrypted", "")
+        if commit:
+            mailbox.save()
+            self.save_m2m()
+        return mailbox
+
+
+@admin.register(Mailbox)
+class MailboxAdmin(MailboxAdminBase):
+    form = MailboxForm
+    list_display = ["address", "name", "team", "active", "last_fetch_at", "last_error"]
+    list_filter = ["active", "team"]
+    search_fields = ["address", "name"]
+    readonly_fields = ["imap_uidvalidity", "imap_last_uid", "last_fetch_at", "last_error", "last_error_at", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["address", "name", "team", "active", "signature"]}),
+        (
+            _("Incoming mail (IMAP)"),
+            {
+                "fields": [
+                    "imap_host",
+                    "imap_port",
+                    "imap_ssl",
+                    "imap_user",
+                    "imap_password",
+                    "clear_imap_password",
+                    "imap_folder",
+                    "imap_processed_folder",
+                ]
+            },
+        ),
+        (
+            _("Outgoing mail (SMTP)"),
+            {"fields": ["smtp_host", "smtp_port", "smtp_starttls", "smtp_user", "smtp_password", "clear_smtp_password"]},
+        ),
+        (
+            _("State"),
+            {"fields": ["imap_uidvalidity", "imap_last_uid", "last_fetch_at", "last_error", "last_error_at", "created_at"]},
+        ),
+    ]
+
+
+class ContactAddressInline(ContactAddressInlineBase):
+    model = ContactAddress
+    extra = 1
+    fields = ["address", "failing", "failing_reason", "failing_since"]
+
+
+@admin.register(Contact)
+class ContactAdmin(ContactAdminBase):
+    list_display = ["__str__", "organisation", "tier", "language", "created_at"]
+    list_filter = ["tier"]
+    search_fields = ["name", "organisation", "addresses__address", "external_id"]
+    inlines = [ContactAddressInline]
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ConversationAdminBase):
+    """Read-mostly: routing fields may be corrected; everything about the mail itself is fixed."""
+
+    list_display = ["number", "subject", "mailbox", "contact_address", "status", "priority", "team", "last_message_at"]
+    list_filter = ["status", "priority", "mailbox", "team"]
+    search_fields = ["=number", "subject", "contact_address", "contact_name"]
+    list_select_related = ["mailbox", "team"]
+    ordering = ["-last_message_at", "-id"]
+    show_full_result_count = False  # COUNT(*) over every conversation on each page is what DESIGN.md §11 forbids
+    fields = [
+        "number",
+        "subject",
+        "mailbox",
+        "contact",
+        "status",
+        "priority",
+        "team",
+        "assignee",
+        "previous",
+        "merged_into",
+        "message_count",
+        "has_attachments",
+        "created_at",
+        "last_message_at",
+    ]
+    readonly_fields = [
+        "number",
+        "subject",
+        "mailbox",
+        "contact",
+        "previous",
+        "merged_into",
+        "message_count",
+        "has_attachments",
+        "created_at",
+        "last_message_at",
+    ]
+    raw_id_fields = ["assignee"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        # Staff who are not superusers still see only their teams' mailboxes.
+        return super().get_queryset(request).filter(pk__in=access.visible_conversations(request.user).values("pk"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Conversation | None = None) -> bool:
+        return False
+
+
+@admin.register(ReceivedMail)
+class ReceivedMailAdmin(ReceivedMailAdminBase):
+    """The intake queue, read-only; failed rows can be replayed."""
+
+    list_display = ["id", "mailbox", "source", "state", "received_at", "attempts", "message_id", "short_error"]
+    list_filter = ["state", "source", "mailbox"]
+    search_fields = ["message_id", "envelope_from", "raw_sha256"]
+    list_select_related = ["mailbox"]
+    ordering = ["-received_at", "-id"]
+    show_full_result_count = False
+    actions = ["replay_failed"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ReceivedMail | None = None) -> list[str]:
+        return [field.name for field in ReceivedMail._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ReceivedMail | None = None) -> bool:
+        return False
+
+    @admin.display(description=_("error"))
+    def short_error(self, row: ReceivedMail) -> str:
+        return row.error.splitlines()[0][:120] if row.error else ""
+
+    @admin.action(description=_("Replay failed mail"))
+    def replay_failed(self, request: HttpRequest, queryset: QuerySet[ReceivedMail]) -> None:
+        ids = replay_failed_rows(queryset)
+        if not ids:
+            self.message_user(request, _("None of the selected mails had failed."), messages.WARNING)
+            return
+        self.message_user(
+            request,
+            ngettext("Queued %(count)d failed mail again.", "Queued %(count)d failed mails again.", len(ids))
+            % {"count": len(ids)},
+            messages.SUCCESS,
+        )
+
+
+def replay_failed_rows(rows: QuerySet[ReceivedMail]) -> list[int]:
+    """Set the failed rows among `rows` back to waiting and queue them; returns their ids."""
+    from postdesk.jobs import process_received_mail
+
+    with transaction.atomic():
+        # No row lock needed: processing twice is harmless (it re-checks the state under a lock).
+        ids = list(rows.filter(state=ReceivedState.FAILED).order_by("received_at", "id").values_list("pk", flat=True))
+        ReceivedMail.objects.filter(pk__in=ids, state=ReceivedState.FAILED).update(state=ReceivedState.WAITING)
+
+        def enqueue() -> None:
+            for received_mail_id in ids:
+                process_received_mail(received_mail_id)
+
+        # Queued only once the rows are committed as waiting, or the job would find them still failed.
+        transaction.on_commit(enqueue)
+    return ids
+
