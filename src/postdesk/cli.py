@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from postdesk.config import ConfigError
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -432,7 +434,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     _setup_django()
     from django.db import connection
 
+    from postdesk.transports.smtp_listener import listener_options_from_env
+
     problems: list[str] = []
+    try:
+        listener_options_from_env()
+    except ConfigError as exc:
+        problems.append(f"SMTP listener: {exc}")
     try:
         connection.ensure_connection()
     except Exception as exc:
@@ -592,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except CommandError as exc:
+    except (CommandError, ConfigError) as exc:
         _out(f"postdesk {args.command}: {exc}", sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ signal handlers, since only the main thread may (DESIGN.md §2).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -45,10 +46,8 @@ def _stop_on_signals() -> None:
 
 def _serve_web() -> None:
     _stop_on_signals()
-    try:
+    with contextlib.suppress(ShutdownRequested):
         _uvicorn_server().run()
-    except ShutdownRequested:
-        pass
 
 
 def _consumer(cls: type[Consumer], *, workers: int, scheduler: bool) -> Any:

@@ -8,3 +8,7 @@ urlpatterns = [
     path("api/v1/", include("postdesk.api.urls")),
     path("", include("postdesk.web.urls")),
 ]
+
+# Errors under /api/ answer JSON; the rest get Django's pages.
+handler404 = "postdesk.api.errors.page_not_found"
+handler500 = "postdesk.api.errors.server_error"

@@ -35,6 +35,12 @@ def _token_client(user: User) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Token {key}")
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings) -> None:  # type: ignore[no-untyped-def]
+    """Argon2 costs ~0.3 s per user; these tests are about access, not hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def deliver(db: None) -> Deliver:
     return _deliver

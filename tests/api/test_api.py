@@ -129,9 +129,7 @@ def test_keyset_walk_sees_every_conversation_once_in_order(api, deliver):  # typ
             make_raw_mail(subject=f"Question {i}", sender=f"Customer {i} <c{i}@customer.test>"),
             at=BASE_TIME + timedelta(minutes=i // 3),
         )
-    expected = list(
-        Conversation.objects.order_by("-last_message_at", "-id").values_list("number", flat=True)
-    )
+    expected = list(Conversation.objects.order_by("-last_message_at", "-id").values_list("number", flat=True))
     assert len(expected) == 120
 
     seen: list[int] = []
@@ -291,10 +289,8 @@ def test_raw_of_a_note_is_a_json_404(api, deliver):  # type: ignore[no-untyped-d
 )
 def test_attachment_download_headers(api, deliver, declared: str, served: str):  # type: ignore[no-untyped-def]
     content = b"<svg onload=alert(1)>" if "svg" in declared else b"file content \x00\x01"
-    maintype, subtype = declared.split("/")
-    message = deliver(
-        make_mailbox(), make_raw_mail(attachments=((f"Счёт №5.{subtype[:3]}", declared, content),))
-    )
+    _maintype, subtype = declared.split("/")
+    message = deliver(make_mailbox(), make_raw_mail(attachments=((f"Счёт №5.{subtype[:3]}", declared, content),)))
     attachment = message.attachments.get()
     response = api.get(f"/api/v1/attachments/{attachment.pk}/download")
     assert response.status_code == 200
@@ -312,6 +308,7 @@ def test_attachment_name_is_sanitised(api, deliver):  # type: ignore[no-untyped-
     attachment = message.attachments.get()
     Attachment.objects.filter(pk=attachment.pk).update(filename='..\\..\\etc/pass"wd\r\nX-Evil: 1\u202etxt.exe')
     response = api.get(f"/api/v1/attachments/{attachment.pk}/download")
+    response.close()
     disposition = response["Content-Disposition"]
     assert "X-Evil" not in response
     assert disposition == (
@@ -393,6 +390,10 @@ def test_unknown_things_are_404_json(api):  # type: ignore[no-untyped-def]
     assert_error(api.get("/api/v1/attachments/999999/download"), 404, "not_found")
     assert_error(api.get("/api/v1/conversations/abc/"), 404, "not_found")
     assert_error(api.get("/api/v1/no-such-endpoint"), 404, "not_found")
+    huge = "9" * 30  # beyond any database integer: still a plain 404, not a database error
+    assert_error(api.get(f"/api/v1/conversations/{huge}/"), 404, "not_found")
+    assert_error(api.get(f"/api/v1/messages/{huge}/raw"), 404, "not_found")
+    assert_error(api.get(f"/api/v1/attachments/{huge}/download"), 404, "not_found")
 
 
 def test_wrong_method_is_405_json(api):  # type: ignore[no-untyped-def]

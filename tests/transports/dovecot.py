@@ -35,7 +35,6 @@ mail_max_userip_connections = 50
 first_valid_uid = 1
 # Failed logins are part of the tests: no growing penalty delay for 127.0.0.1.
 auth_failure_delay = 0
-login_trusted_networks = 127.0.0.0/8
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/passwd
@@ -56,6 +55,11 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # Unreachable on purpose: without it the auth process cannot add its growing penalty delay
+  # (2, 4, 8 … s) to every repeated failed login from 127.0.0.1.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service stats {{
   unix_listener stats-writer {{
@@ -190,7 +194,9 @@ class Dovecot:
 
     def add_user(self, user: str, password: str) -> None:
         self._users[user] = password
-        self.passwd.write_text("".join(f"{name}:{{PLAIN}}{secret}::::::nodelay=yes\n" for name, secret in self._users.items()))
+        self.passwd.write_text(
+            "".join(f"{name}:{{PLAIN}}{secret}::::::nodelay=yes\n" for name, secret in self._users.items())
+        )
 
     def doveadm(self, *args: str, stdin: bytes | None = None) -> str:
         done = subprocess.run([DOVEADM, "-c", str(self.config), *args], input=stdin, capture_output=True, check=False)

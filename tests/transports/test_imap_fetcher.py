@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import signal
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +19,13 @@ from postdesk.desk import intake
 from postdesk.desk.models import Conversation, Mailbox, Message, ReceivedMail, Source
 from postdesk.desk.secrets_box import encrypt
 from postdesk.transports import imap_fetcher
-from postdesk.transports.imap_fetcher import FetchReport, check_mailbox, fetch_once, start_fetchers
+from postdesk.transports.imap_fetcher import (
+    FetchReport,
+    check_mailbox,
+    fetch_once,
+    serve_fetch_forever,
+    start_fetchers,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -96,6 +106,21 @@ def test_new_mail_becomes_conversations_and_is_flagged_seen(dovecot: Dovecot) ->
     third = fetch_once(fresh(mailbox))
     assert (third.fetched, third.duplicates, third.last_uid) == (1, 0, 3)
     assert Message.objects.count() == 3
+
+
+def test_highest_uid_is_not_fetched_again_when_newer_mail_was_deleted(dovecot: Dovecot) -> None:
+    # "UID 3:*" matches the highest UID even when it is below 3 (RFC 3501 §6.4.8): with mail 3 gone
+    # before we saw it, the search answers UID 2, which was fetched already and must not count again.
+    mailbox = imap_mailbox(dovecot)
+    dovecot.deliver(USER, mail(1))
+    dovecot.deliver(USER, mail(2))
+    assert fetch_once(mailbox).fetched == 2
+    dovecot.deliver(USER, mail(3))
+    dovecot.doveadm("expunge", "-u", USER, "mailbox", "INBOX", "uid", "3")
+
+    report = fetch_once(fresh(mailbox))
+
+    assert (report.fetched, report.duplicates, report.last_uid) == (0, 0, 2)
 
 
 def test_mail_read_by_a_person_is_still_fetched(dovecot: Dovecot) -> None:
@@ -351,3 +376,23 @@ def test_fetchers_start_only_for_active_mailboxes_with_imap(dovecot: Dovecot) ->
         assert [fetcher.mailbox_id for fetcher in group.fetchers.values()] == [Mailbox.objects.get(address=USER).pk]
     finally:
         group.stop(timeout=5)
+
+
+def test_serve_fetch_forever_fetches_until_sigterm(dovecot: Dovecot) -> None:
+    imap_mailbox(dovecot)
+    dovecot.deliver(USER, mail(1))
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminate_once_fetched() -> None:
+        deadline = time.monotonic() + WAIT
+        while dovecot.status(USER)["unseen"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_once_fetched)
+    killer.start()
+    serve_fetch_forever(poll_interval=3600)
+    killer.join()
+
+    assert ReceivedMail.objects.count() == 1
+    assert signal.getsignal(signal.SIGTERM) is before

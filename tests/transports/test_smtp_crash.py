@@ -131,8 +131,9 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
-    def log_tail(self) -> str:
-        return self.site.log.read_text(errors="replace")[-4000:] if self.site.log.exists() else ""
+    def log_tail(self, chars: int | None = 4000) -> str:
+        text = self.site.log.read_text(errors="replace") if self.site.log.exists() else ""
+        return text[-chars:] if chars else text
 
 
 @dataclass
@@ -223,7 +224,11 @@ def test_sigkill_during_a_burst_loses_and_doubles_nothing(site: CrashSite) -> No
     finally:
         server.ensure_dead()
 
-    print(f"kills: {len(KILL_AFTER_ACKS)}, interrupted transactions: {burst.interrupted}, 4xx: {burst.temporary}")
+    retried = server.log_tail(None).count("acknowledged again")
+    print(
+        f"kills: {len(KILL_AFTER_ACKS)}, interrupted transactions: {burst.interrupted}, "
+        f"4xx: {burst.temporary}, stored but unacknowledged then retried: {retried}"
+    )
     assert server.starts == 1 + len(KILL_AFTER_ACKS)
     assert burst.interrupted > 0, "no kill ever interrupted a transaction: the test tested nothing"
     assert not burst.rejected, f"permanent refusals: {dict(list(burst.rejected.items())[:5])}"
@@ -236,6 +241,8 @@ def test_sigkill_during_a_burst_loses_and_doubles_nothing(site: CrashSite) -> No
 
     received_ids = collections.Counter(r["message_id"] for r in received)
     assert [m for m, n in received_ids.items() if n > 1] == [], "a mail was accepted twice"
+    lost = sorted(burst.acked - set(received_ids))
+    assert lost == [], f"{len(lost)} mails were acknowledged with 250 but never stored, e.g. {lost[:3]}"
     assert set(received_ids) == set(mails)
     not_done = [(r["id"], r["state"], r["error"]) for r in received if r["state"] != "processed"]
     assert not_done == [], f"{len(not_done)} received mails not processed, e.g. {not_done[:3]}"

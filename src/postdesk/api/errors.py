@@ -59,9 +59,7 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, Http404):
         return Response(error_body("not_found", _("Not found.")), status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, DjangoPermissionDenied):
-        return Response(
-            error_body("permission_denied", _("You may not do this.")), status=status.HTTP_403_FORBIDDEN
-        )
+        return Response(error_body("permission_denied", _("You may not do this.")), status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "invalid"

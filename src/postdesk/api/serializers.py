@@ -129,7 +129,10 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         return {"name": message.from_name, "address": message.from_address}
 
     @extend_schema_field(
-        {"type": "array", "items": {"type": "object", "properties": {"code": {"type": "string"}, "detail": {"type": "string"}}}}
+        {
+            "type": "array",
+            "items": {"type": "object", "properties": {"code": {"type": "string"}, "detail": {"type": "string"}}},
+        }
     )
     def get_problems(self, message: Message) -> list[dict[str, str]]:
         return [

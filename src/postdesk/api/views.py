@@ -87,4 +87,3 @@ class AttachmentDownloadView(APIView):
     @extend_schema(operation_id="attachments_download", responses={(200, "application/octet-stream"): _FILE, **_ERRORS})
     def get(self, request: Request, attachment_id: int) -> FileResponse:
         return attachment_response(access.access_attachment(request.user, attachment_id))
-

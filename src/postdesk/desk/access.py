@@ -141,9 +141,7 @@ def filter_conversations(user: User, wanted: ConversationFilter) -> QuerySet[Con
     if wanted.q:
         q = wanted.q.strip()
         if len(q) > MAX_QUERY_LENGTH:
-            raise BadRequest(
-                _("The search text is too long (at most %(max)s characters).") % {"max": MAX_QUERY_LENGTH}
-            )
+            raise BadRequest(_("The search text is too long (at most %(max)s characters).") % {"max": MAX_QUERY_LENGTH})
         if q:
             # Plain substring search for now; full-text search (FTS5 / tsvector) replaces it later.
             in_messages = Message.objects.filter(conversation_id=OuterRef("pk"), text__icontains=q)

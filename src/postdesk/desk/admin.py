@@ -100,7 +100,14 @@ class MailboxAdmin(MailboxAdminBase):
     list_display = ["address", "name", "team", "active", "last_fetch_at", "last_error"]
     list_filter = ["active", "team"]
     search_fields = ["address", "name"]
-    readonly_fields = ["imap_uidvalidity", "imap_last_uid", "last_fetch_at", "last_error", "last_error_at", "created_at"]
+    readonly_fields = [
+        "imap_uidvalidity",
+        "imap_last_uid",
+        "last_fetch_at",
+        "last_error",
+        "last_error_at",
+        "created_at",
+    ]
     fieldsets = [
         (None, {"fields": ["address", "name", "team", "active", "signature"]}),
         (
@@ -120,11 +127,29 @@ class MailboxAdmin(MailboxAdminBase):
         ),
         (
             _("Outgoing mail (SMTP)"),
-            {"fields": ["smtp_host", "smtp_port", "smtp_starttls", "smtp_user", "smtp_password", "clear_smtp_password"]},
+            {
+                "fields": [
+                    "smtp_host",
+                    "smtp_port",
+                    "smtp_starttls",
+                    "smtp_user",
+                    "smtp_password",
+                    "clear_smtp_password",
+                ]
+            },
         ),
         (
             _("State"),
-            {"fields": ["imap_uidvalidity", "imap_last_uid", "last_fetch_at", "last_error", "last_error_at", "created_at"]},
+            {
+                "fields": [
+                    "imap_uidvalidity",
+                    "imap_last_uid",
+                    "last_fetch_at",
+                    "last_error",
+                    "last_error_at",
+                    "created_at",
+                ]
+            },
         ),
     ]
 
@@ -249,4 +274,3 @@ def replay_failed_rows(rows: QuerySet[ReceivedMail]) -> list[int]:
         # Queued only once the rows are committed as waiting, or the job would find them still failed.
         transaction.on_commit(enqueue)
     return ids
-

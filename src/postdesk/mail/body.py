@@ -83,42 +83,52 @@ def html_to_text(html: str) -> str:
 
 
 # --- reply / quote / signature ---------------------------------------------------------------
-
-# mail-parser-reply's own languages; its header regex is our baseline for "where quoting starts".
-_MPR_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs", "ja", "ko", "zh"]
+#
+# Postdesk's own precompiled patterns, tried line by line with cheap prefilters and stopping
+# at the first quote header. They cover what mail-parser-reply's header patterns found
+# (it scanned the whole text with every language's patterns and cost ~8 ms a mail); that
+# library is kept only as the baseline in bench/parse.py and the tests.
 
 # "X wrote:" endings per language. ru/uk/fa were missing upstream (DESIGN.md §9); the forms
 # come from discourse-email-reply-trimmer's russian/ukrainian cases and Yandex, mail.ru,
 # Gmail-fa and Foxmail replies.
 _WROTE = (
     r"wrote|writes|schrieb|a écrit|a ecrit|escribió|escribio|ha scritto|schreef|escreveu|napisał|napisal|"
-    r"skrev|kirjoitti|написал\(а\)|написала|написал|пишет|пише|написав\(ла\)|написав|написала|"
-    r"نوشت|نوشته است|写道|寫道|書きました|작성"
+    r"napsal\(a\)|nadesłał|skrev|kirjoitti|написал\(а\)|написала|написал|пишет|пише|написав\(ла\)|написав|"
+    r"نوشت|نوشته است|写道|寫道|書きました|작성하였습니다|작성"
 )
-_WROTE_LINE = re.compile(rf"(?:{_WROTE})\s*[:：]?\s*$", re.IGNORECASE)
+# The same words as literals: `str.endswith` with a tuple is a C-speed prefilter per line.
+_WROTE_WORDS = tuple(word.replace("\\", "") for word in _WROTE.split("|"))
+_WROTE_ANYWHERE = re.compile(_WROTE, re.IGNORECASE)
 _WROTE_START = re.compile(
-    r"^\s*(?:on|am|le|el|il|op|em|w dniu|den|в|во|у|пн|вт|ср|чт|пт|сб|вс|\d|在|于|於|"
+    r"^\s*(?:on|am|le|el|il|op|em|w dniu|dnia|dne|den|в|во|у|пн|вт|ср|чт|пт|сб|вс|\d|在|于|於|"
     r"در|روز)",
     re.IGNORECASE,
 )
+# The same openings as words ("On <date>", "Am <date>"), for headers whose "wrote" word is not
+# at the end: "Am 03.02.2016 schrieb Max <m@example.de>:" (Gmail-de, Thunderbird-de).
+_WROTE_START_WORD = re.compile(r"^[>\s]*(?:on|am|le|el|il|op|em|w dniu|dnia|dne|den)\s", re.IGNORECASE)
 _SEPARATOR = re.compile(
     r"^\s*(?:-{2,}\s*(?:original message|ursprüngliche nachricht|message d'origine|mensaje original|"
-    r"messaggio originale|oorspronkelijk bericht|исходное сообщение|пересылаемое сообщение|"
-    r"оригінальне повідомлення|вихідне повідомлення|forwarded message|weitergeleitete nachricht|"
-    r"пересланное сообщение|原始邮件|原始郵件|پیام اصلی)\s*-{2,}|"
+    r"messaggio originale|oorspronkelijk bericht|oprindelig meddelelse|исходное сообщение|"
+    r"пересылаемое сообщение|оригінальне повідомлення|вихідне повідомлення|forwarded message|"
+    r"weitergeleitete nachricht|пересланное сообщение|原始邮件|原始郵件|پیام اصلی)\s*-{2,}|"
     r"-{5,}\s*(?:原始邮件|原始郵件)\s*-{5,}|"
     r"begin forwarded message:|"
     r"_{20,}\s*$|-{20,}\s*$)",
     re.IGNORECASE,
 )
+# Characters a separator line can start with (after spaces); other lines skip _SEPARATOR.
+_SEPARATOR_FIRST = frozenset("-_bB")
 # Outlook-style header blocks: a From line followed within a few lines by Sent/Date/To.
 _FROM_FIELD = re.compile(
     r"^\s*[*>]*\s*(?:from|von|de|da|van|od|från|fra|от|від|发件人|寄件者|從|از)\s*[*]*\s*[:：]", re.IGNORECASE
 )
 _SENT_FIELD = re.compile(
-    r"^\s*[*>]*\s*(?:sent|date|to|subject|gesendet|datum|an|betreff|envoyé|date d'envoi|à|objet|enviado|"
-    r"fecha|para|asunto|inviato|data|oggetto|verzonden|aan|onderwerp|wysłano|skickat|отправлено|дата|кому|"
-    r"тема|надіслано|відправлено|发送时间|日期|收件人|主题|寄件日期|傳送時間|ارسال شده|تاریخ|به|موضوع)"
+    r"^\s*[*>]*\s*(?:sent|date|to|subject|cc|organization|organisation|organización|gesendet|datum|an|betreff|envoyé|date d'envoi|à|objet|enviado|"
+    r"enviado el|fecha|para|asunto|inviato|data|oggetto|verzonden|aan|onderwerp|wysłano|temat|skickat|till|ämne|"
+    r"sendt|til|emne|dato|odesláno|komu|předmět|отправлено|дата|кому|тема|надіслано|відправлено|"
+    r"发送时间|日期|收件人|主题|抄送|寄件日期|傳送時間|ارسال شده|تاریخ|به|موضوع)"
     r"\s*[*]*\s*[:：]",
     re.IGNORECASE,
 )
@@ -134,50 +144,77 @@ _SIGN_OFF = re.compile(
 )
 
 
+def _has_colon(line: str) -> bool:
+    return ":" in line or "：" in line
+
+
+def _is_header_field(line: str) -> bool:
+    return _has_colon(line) and (_FROM_FIELD.match(line) is not None or _SENT_FIELD.match(line) is not None)
+
+
+def _wrote_header_start(lines: list[str], index: int, stripped: str) -> int | None:
+    """First line of an "On <date>, <name> wrote:" header ending or sitting on line `index`, or None."""
+    if stripped.rstrip(":： \t").lower().endswith(_WROTE_WORDS):
+        if not (_WROTE_START.match(stripped) or "@" in stripped or len(stripped) < 200):
+            return None
+        if _WROTE_START_WORD.match(stripped):
+            return index
+        # Narrow clients split the header over up to three lines (talon polymail and
+        # quotation_separator cases): take the earliest of the two lines above that opens with
+        # "On"/"Am"/…, else the nearest one opening with a date digit.
+        word_start: int | None = None
+        digit_start: int | None = None
+        for back in (1, 2):
+            if index - back < 0 or not lines[index - back].strip():
+                break
+            above = lines[index - back]
+            if _WROTE_START_WORD.match(above):
+                word_start = index - back
+            elif digit_start is None and _WROTE_START.match(above):
+                digit_start = index - back
+        if word_start is not None:
+            return word_start
+        return digit_start if digit_start is not None else index
+    # "Am <date> schrieb <name> <address>:" — the "wrote" word is not last; the colon may
+    # have been wrapped onto the next line (discourse embedded_email_german_6).
+    ends_header = stripped[-1] in ":："
+    if not ends_header and index + 1 < len(lines):
+        following = lines[index + 1].strip()
+        ends_header = 0 < len(following) <= 80 and following[-1] in ":："
+    if ends_header and _WROTE_START_WORD.match(stripped) and _WROTE_ANYWHERE.search(stripped) is not None:
+        return index
+    return None
+
+
 def _quote_start(lines: list[str]) -> int | None:
     """Index of the first line of quoted history, or None when there is none."""
+    # trailing_quote[i]: every line from i on is blank, quoted (">") or a phone sign-off.
+    count = len(lines)
+    trailing_quote = [False] * (count + 1)
+    trailing_quote[count] = True
+    for index in range(count - 1, -1, -1):
+        rest = lines[index].lstrip()
+        if rest and not rest.startswith(">") and _SIGN_OFF.match(rest) is None:
+            break  # every earlier line stays False
+        trailing_quote[index] = True
     for index, line in enumerate(lines):
         stripped = line.strip()
         if not stripped:
             continue
-        if _SEPARATOR.match(line):
+        first = stripped[0]
+        if first in _SEPARATOR_FIRST and _SEPARATOR.match(line):
             return index
-        if _FROM_FIELD.match(line) and any(_SENT_FIELD.match(nxt) for nxt in lines[index + 1 : index + 5]):
-            return index
-        if _WROTE_LINE.search(stripped) and (_WROTE_START.match(stripped) or "@" in stripped or len(stripped) < 200):
-            # "On <date>, <name> wrote:" — split over up to three lines by narrow clients (talon polymail case).
-            start = index
-            for back in (1, 2):
-                if index - back < 0 or not lines[index - back].strip():
-                    break
-                if _WROTE_START.match(lines[index - back]):
-                    start = index - back
-                    break
+        if _has_colon(stripped):
+            if _FROM_FIELD.match(line) and any(_SENT_FIELD.match(nxt) for nxt in lines[index + 1 : index + 5]):
+                return index
+            # Any two header fields in a row ("Date: …\nTo: …", "Subject: …\nFrom: …") open a
+            # quoted header block too, as mail-parser-reply's from_header patterns had it.
+            if index + 1 < count and _is_header_field(line) and _is_header_field(lines[index + 1]):
+                return index
+        start = _wrote_header_start(lines, index, stripped)
+        if start is not None:
             return start
-        if stripped.startswith(">") and all(
-            not rest.strip() or rest.lstrip().startswith(">") or _SIGN_OFF.match(rest) for rest in lines[index:]
-        ):
-            return index
-    return None
-
-
-def _baseline_quote_start(text: str) -> int | None:
-    """Where mail-parser-reply finds the first quote header (its line number), if anywhere."""
-    try:
-        from mailparser_reply import EmailReplyParser
-
-        message = EmailReplyParser(languages=list(_MPR_LANGUAGES)).read(text)
-        replies = message.replies
-    except Exception:  # the library is regex-heavy third-party code; never let it break a mail
-        return None
-    if len(replies) < 2:
-        return None
-    header = str(replies[1].headers or "").strip()
-    if not header:
-        return None
-    first_line = header.splitlines()[0].strip()
-    for index, line in enumerate(text.split("\n")):
-        if first_line and line.strip() == first_line:
+        if first == ">" and trailing_quote[index]:
             return index
     return None
 
@@ -185,17 +222,14 @@ def _baseline_quote_start(text: str) -> int | None:
 def split_reply(text: str) -> ReplyParts:
     """Split a plain-text body into the new reply, the quoted history and the signature.
 
-    Deterministic and line based: quoted history starts at the first quote header (ours, or
-    mail-parser-reply's), Outlook separator or trailing ">" block; the signature starts at an
-    RFC 3676 §4.3 "-- " line or a phone sign-off. When that would leave nothing visible,
-    the whole text is the visible part.
+    Deterministic and line based: quoted history starts at the first quote header ("On …
+    wrote:" in many languages, an Outlook header block or separator) or at a trailing ">"
+    block; the signature starts at an RFC 3676 §4.3 "-- " line or a phone sign-off. When
+    that would leave nothing visible, the whole text is the visible part.
     """
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = normalized.split("\n")
     cut = _quote_start(lines)
-    baseline = _baseline_quote_start(normalized)
-    if baseline is not None and (cut is None or baseline < cut):
-        cut = baseline
     body_lines = lines if cut is None else lines[:cut]
     quoted = "" if cut is None else "\n".join(lines[cut:]).strip("\n")
 
@@ -207,7 +241,5 @@ def split_reply(text: str) -> ReplyParts:
             break
     visible = "\n".join(body_lines).strip()
     if not visible:
-        if normalized.strip() and not all(not ln.strip() or ln.lstrip().startswith(">") for ln in lines):
-            return ReplyParts(visible=normalized.strip(), quoted="", signature="")
         return ReplyParts(visible=normalized.strip(), quoted="", signature="")
     return ReplyParts(visible=visible, quoted=quoted, signature=signature.strip())

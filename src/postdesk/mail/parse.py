@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
+from email._policybase import Compat32
 from email.message import Message
 from email.parser import BytesParser
 
@@ -54,6 +55,22 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?(.*?)\?=", re.DOTALL)
 _BETWEEN_WORDS = re.compile(r"^[ \t\r\n]*$")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _MSG_ID = re.compile(r"<\s*([^<>\s]+?)\s*>")
+_LINE_BREAKS = re.compile(r"\n|\r")
+
+
+class _RawPolicy(Compat32):
+    """compat32 parsing, but `Message.get` returns the unfolded raw string, never a `Header`.
+
+    `policy.default` builds a header object on every `get` (and the stdlib calls `get` many
+    times per part while parsing); that was most of our parse time. We decode the few headers
+    we need ourselves, so raw strings (8-bit bytes still surrogate-escaped) are what we want.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return _LINE_BREAKS.sub("", str(value))
+
+
+_POLICY = _RawPolicy()
 
 
 @dataclass
@@ -108,7 +125,7 @@ def _parse(raw: bytes, state: _State) -> ParsedMessage:
     if not raw or not raw.strip():
         state.problem("empty", "no bytes" if not raw else "only whitespace")
         return _empty(state)
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    msg = BytesParser(policy=_POLICY).parsebytes(raw)
     state.hint_charset = _raw_param(msg, "charset")
 
     headers: list[tuple[str, str]] = []
@@ -294,12 +311,14 @@ def _parse_addresses(name: str, raw_value: str, state: _State) -> list[Address]:
     if not value.strip():
         return []
     result: list[Address] = []
-    try:
-        header = policy.default.header_factory(name, value)
-        parsed = [(a.display_name, a.addr_spec) for a in header.addresses]
-    except Exception:
-        state.problem("bad-header", name)
-        parsed = [(n, a) for n, a in email.utils.getaddresses([decode_encoded_words(value, state)])]
+    parsed = _simple_addresses(value)
+    if parsed is None:
+        try:
+            header = policy.default.header_factory(name, value)
+            parsed = [(a.display_name, a.addr_spec) for a in header.addresses]
+        except Exception:
+            state.problem("bad-header", name)
+            parsed = [(n, a) for n, a in email.utils.getaddresses([decode_encoded_words(value, state)])]
     for display_name, addr_spec in parsed:
         addr = addr_spec.strip()
         local, _, domain = addr.rpartition("@")
@@ -312,6 +331,25 @@ def _parse_addresses(name: str, raw_value: str, state: _State) -> list[Address]:
             display = decode_encoded_words(display, state)
         result.append(Address(address=addr, name=" ".join(display.split())))
     return result
+
+
+# Syntax where `email.utils.getaddresses` and `policy.default` may disagree (comments, groups,
+# quoted pairs, route addresses, stray brackets): such values take the slower, stricter path.
+_HARD_ADDRESS = re.compile(r'[():;\\\[\]]|<[^>]*<|>[^<]*>|"[^"]*$')
+_SIMPLE_ADDR_SPEC = re.compile(r"[^\s@<>\"]+@[^\s@<>\"]+")
+
+
+def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
+    """(display name, addr-spec) pairs of a plain address list, or None when it needs the full parser."""
+    if _HARD_ADDRESS.search(value):
+        return None
+    pairs = email.utils.getaddresses([value])
+    if len(pairs) != value.count("@"):
+        return None
+    for display, addr in pairs:
+        if not _SIMPLE_ADDR_SPEC.fullmatch(addr) or '"' in display:
+            return None
+    return pairs
 
 
 def _parse_date(raw_value: str | None, state: _State) -> datetime | None:

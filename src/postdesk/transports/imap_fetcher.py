@@ -334,6 +334,9 @@ def fetch_once(mailbox: Mailbox, *, batch: int = DEFAULT_BATCH, timeout: float =
     Never raises for server, network or credential problems: they are recorded on the mailbox
     (`last_error`, `last_error_at`) and returned in `FetchReport.error`.
     """
+    if not mailbox.has_imap:
+        message = _("mailbox %(address)s has no IMAP account configured") % {"address": mailbox.address}
+        return FetchReport(uidvalidity=mailbox.imap_uidvalidity, last_uid=mailbox.imap_last_uid, error=message)
     try:
         password = _password(mailbox)
         client = _connect(mailbox, password, timeout)
@@ -390,8 +393,8 @@ class ImapFetcher:
     """A thread that keeps one mailbox fetched: a round, then IDLE (or a poll wait), again and again.
 
     After an error it reconnects with exponential back-off (doubling from `backoff_initial`, capped at
-    `backoff_max`). `stop()` returns within about a second. `on_report` sees every round's report
-    (from the fetcher's thread).
+    `backoff_max`). `stop()` takes effect within about a second, or once an IMAP command already
+    sent returns (bounded by `timeout`). `on_report` sees every round's report, in the fetcher's thread.
     """
 
     def __init__(

@@ -98,7 +98,9 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, number: int) -> HttpResponse:
     conversation = access.access_conversation_by_number(request.user, number)
     messages = list(
-        conversation.messages.order_by("created_at", "id").select_related("received_mail").prefetch_related("attachments")
+        conversation.messages.order_by("created_at", "id")
+        .select_related("received_mail")
+        .prefetch_related("attachments")
     )
     return render(
         request,
