@@ -56,6 +56,7 @@ _BETWEEN_WORDS = re.compile(r"^[ \t\r\n]*$")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _MSG_ID = re.compile(r"<\s*([^<>\s]+?)\s*>")
 _LINE_BREAKS = re.compile(r"\n|\r")
+_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 class _RawPolicy(Compat32):
@@ -213,13 +214,16 @@ def _unfold(value: str) -> str:
 
 def _raw_to_str(value: str, state: _State | None) -> str:
     """Undo the parser's surrogateescape of raw 8-bit header bytes and decode them properly."""
-    try:
-        value.encode("ascii")
-    except UnicodeEncodeError:
-        pass
-    else:
+    if value.isascii():
         return value
     data = value.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.start > 0:
+            # UTF-8 cut inside the last character (Yahoo truncates long filenames, flanker
+            # russian-attachment-yahoo): the text is UTF-8, only its final character is lost.
+            return data.decode("utf-8", "replace")
     high = sum(1 for byte in data if byte > 0x7F)
     hint = state.hint_charset if state is not None else None
     if high < 8:
@@ -334,8 +338,9 @@ def _parse_addresses(name: str, raw_value: str, state: _State) -> list[Address]:
 
 
 # Syntax where `email.utils.getaddresses` and `policy.default` may disagree (comments, groups,
-# quoted pairs, route addresses, stray brackets): such values take the slower, stricter path.
-_HARD_ADDRESS = re.compile(r'[():;\\\[\]]|<[^>]*<|>[^<]*>|"[^"]*$')
+# quoted pairs, route addresses, stray brackets, an address as display name): such values take
+# the slower, stricter path.
+_HARD_ADDRESS = re.compile(r'[():;\\\[\]]|<[^>]*<|>[^<]*>|"[^"]*$|@[^,<>]*<')
 _SIMPLE_ADDR_SPEC = re.compile(r"[^\s@<>\"]+@[^\s@<>\"]+")
 
 
@@ -478,6 +483,10 @@ def _filename(part: Message, state: _State) -> str | None:
     if not name:
         return None
     name = _raw_to_str(name, state)
+    if "\\" in name and '"' in str(part.get("content-disposition", "")) + str(part.get("content-type", "")):
+        # RFC 2045 §5.1 quoted-string: "\X" is a quoted pair meaning "X", so a quoted
+        # "C:\TEMP\a.png" is "C:TEMPa.png" (as policy.default and stalwart read it).
+        name = _QUOTED_PAIR.sub(r"\1", name)
     if "=?" in name:
         # Outlook puts RFC 2047 words inside quoted parameters (RFC 2047 §5 forbids it; everyone does it).
         name = decode_encoded_words(name, state)

@@ -1,0 +1,35 @@
+"""The periodic sweep queues mail a crash left waiting, so nothing accepted is ever forgotten."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from factories import make_mailbox, make_raw_mail
+from postdesk.desk.intake import accept_raw
+from postdesk.desk.models import Mailbox, Message, ReceivedMail, ReceivedState, Source
+from postdesk.jobs import queue_waiting, sweep_waiting_mail
+
+pytestmark = pytest.mark.django_db
+
+
+def accept_without_queueing(mailbox: Mailbox, subject: str) -> int:
+    """A mail accepted and committed, whose job was lost (the process died before queueing it)."""
+    raw = make_raw_mail(subject=subject)
+    return accept_raw(mailbox, raw, source=Source.SMTP, enqueue=lambda _id: None).received_mail_id
+
+
+def test_the_sweep_processes_mail_left_waiting_for_over_a_minute() -> None:
+    mailbox = make_mailbox()
+    old = accept_without_queueing(mailbox, "left behind by a crash")
+    fresh = accept_without_queueing(mailbox, "just arrived, its job is on the way")
+    ReceivedMail.objects.filter(pk=old).update(received_at=timezone.now() - timedelta(minutes=5))
+    assert sweep_waiting_mail.call_local() == 1
+    assert ReceivedMail.objects.get(pk=old).state == ReceivedState.PROCESSED
+    assert ReceivedMail.objects.get(pk=fresh).state == ReceivedState.WAITING
+    # At start-up everything waiting is queued, whatever its age.
+    assert queue_waiting(older_than=None) == 1
+    assert ReceivedMail.objects.get(pk=fresh).state == ReceivedState.PROCESSED
+    assert Message.objects.count() == 2
