@@ -60,6 +60,7 @@ def site(tmp_path: Path) -> Iterator[CrashSite]:
         "POSTDESK_DATA_DIR": str(tmp_path / "crash-data"),
         "POSTDESK_BIND": "127.0.0.1",
         "POSTDESK_SMTP_PORT": str(port),
+        "POSTDESK_HTTP_PORT": str(_free_port()),
         "PYTHONUNBUFFERED": "1",
     }
     log = tmp_path / "smtpd.log"
@@ -83,19 +84,25 @@ def site(tmp_path: Path) -> Iterator[CrashSite]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-class ServerProcess:
-    """The listener as a separate process that can be started, SIGKILLed and started again."""
+# "smtpd": the listener alone; "run": `postdesk run`, which also processes mail while it is killed.
+SERVER_COMMANDS = {
+    "smtpd": [sys.executable, str(LAUNCHER), "serve"],
+    "run": [sys.executable, "-m", "postdesk.cli", "run"],
+}
 
-    def __init__(self, site: CrashSite) -> None:
+
+class ServerProcess:
+    """The server as a separate process that can be started, SIGKILLed and started again."""
+
+    def __init__(self, site: CrashSite, command: list[str]) -> None:
         self.site = site
+        self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> None:
         with self.site.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(LAUNCHER), "serve"], env=self.site.env, stdout=log, stderr=log
-            )
+            self.proc = subprocess.Popen(self.command, env=self.site.env, stdout=log, stderr=log)
         self.starts += 1
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
@@ -202,10 +209,11 @@ class Burst:
                 self.rejected[message_id] = f"{code} {reply.decode(errors='replace')}"
 
 
-def test_sigkill_during_a_burst_loses_and_doubles_nothing(site: CrashSite) -> None:
+@pytest.mark.parametrize("server_kind", ["smtpd", "run"])
+def test_sigkill_during_a_burst_loses_and_doubles_nothing(site: CrashSite, server_kind: str) -> None:
     _run_launcher(site, "setup", timeout=60)
     mails = _burst_mails()
-    server = ServerProcess(site)
+    server = ServerProcess(site, SERVER_COMMANDS[server_kind])
     try:
         server.start()
         burst = Burst(site.port, mails, deadline=time.monotonic() + BURST_SECONDS)
@@ -234,7 +242,16 @@ def test_sigkill_during_a_burst_loses_and_doubles_nothing(site: CrashSite) -> No
     assert not burst.rejected, f"permanent refusals: {dict(list(burst.rejected.items())[:5])}"
     assert burst.acked == set(mails), f"{len(mails) - len(burst.acked)} mails never acknowledged in time"
 
-    _run_launcher(site, "process", timeout=120)
+    if server_kind == "run":
+        # Killed while processing too: a restarted `postdesk run` must finish everything by itself.
+        server.start()
+        try:
+            _wait_until_nothing_waits(site, timeout=120)
+            assert server.stop() == 0, server.log_tail()
+        finally:
+            server.ensure_dead()
+    else:
+        _run_launcher(site, "process", timeout=120)
     stored = json.loads(_run_launcher(site, "report", timeout=60))
     received: list[dict[str, Any]] = stored["received"]
     messages: list[dict[str, Any]] = stored["messages"]
@@ -253,6 +270,22 @@ def test_sigkill_during_a_burst_loses_and_doubles_nothing(site: CrashSite) -> No
     # Every mail that ever got a 250 is a message, exactly once.
     assert set(message_ids) == burst.acked
     assert len(messages) == TOTAL
+
+
+def _wait_until_nothing_waits(site: CrashSite, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = subprocess.run(
+            [sys.executable, "-m", "postdesk.cli", "status", "--json"],
+            env=site.env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode == 0 and json.loads(done.stdout)["received_mail"]["waiting"] == 0:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"mail still waiting {timeout} s after the restart")
 
 
 def _burst_mails() -> dict[str, bytes]:
