@@ -75,7 +75,8 @@ def _database() -> dict[str, Any]:
             # Without IMMEDIATE, concurrent writers fail with "database is locked" (DESIGN.md §2).
             "transaction_mode": "IMMEDIATE",
             "timeout": 30,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # FULL: a commit is on disk before we answer 250 (NORMAL may lose it on power failure in WAL mode).
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         },
     }
 

@@ -79,3 +79,77 @@ def test_visible_never_empty() -> None:
 def test_deterministic() -> None:
     text = "Hi\n\nOn Mon, X wrote:\n> a"
     assert split_reply(text) == split_reply(text)
+
+
+# The quote headers gen_mail.py writes (Outlook, Foxmail, Thunderbird, Gmail, Apple Mail, iPhone)
+# in each of its languages; the visible part must stop before them and keep nothing quoted.
+_GENERATOR_HEADERS = [
+    "-----Original Message-----\nFrom: Jane Roe <j@example.com>\nSent: Monday, March 4, 2024 10:20 AM\n"
+    "To: Support <support@example.com>\nSubject: Order",
+    "-----Ursprüngliche Nachricht-----\nVon: Max Muster <m@example.de>\nGesendet: Montag, 4. März 2024 10:20\n"
+    "An: Support <support@example.com>\nBetreff: Bestellung",
+    "De : Jean Dupont <j@example.fr>\nEnvoyé : lundi 4 mars 2024 10:20\nÀ : Support <support@example.com>\n"
+    "Objet : Commande",
+    "De: Juan Pérez <j@example.es>\nEnviado el: lunes, 4 de marzo de 2024 10:20\n"
+    "Para: Support <support@example.com>\nAsunto: Pedido",
+    "От: Иван Петров <i@example.ru>\nОтправлено: понедельник, 4 марта 2024 г. 10:20\n"
+    "Кому: Support <support@example.com>\nТема: Заказ",
+    "发件人: 张伟 <z@example.cn>\n发送时间: 2024年3月4日 10:20\n收件人: Support <support@example.com>\n主题: 订单",
+    '------------------ 原始邮件 ------------------\n发件人: "张伟"<z@example.cn>;\n'
+    '发送时间: 2024年3月4日(星期一) 上午10:20\n收件人: "Support"<support@example.com>;\n主题: 订单',
+    "On 04/03/2024 10:20, Jane Roe wrote:",
+    "Am 04.03.24 um 10:20 schrieb Max Muster:",
+    "04.03.2024 10:20, Иван Петров пишет:",
+    "04.03.2024 10:20, Ірина Ткаченко пишет:",
+    "On Mon, 4 Mar 2024 at 10:20, Jane Roe <j@example.com> wrote:",
+    "Am Mo., 4. März 2024 um 10:20 Uhr schrieb Max Muster <m@example.de>:",
+    "Le lun. 4 mars 2024 à 10:20, Jean Dupont <j@example.fr> a écrit :",
+    "El lun, 4 mar 2024 a las 10:20, Juan Pérez (<j@example.es>) escribió:",
+    "4 мар. 2024 г. в 10:20, Иван Петров <i@example.ru>:",
+    "张伟 <z@example.cn> 于2024年3月4日周一 10:20写道：",
+    "Am 04.03.2024 um 10:20 schrieb Max Muster <m@example.de>:",
+    "On 4 Mar 2024, at 10:20, Jane Roe <j@example.com> wrote:",
+    "On Mar 4, 2024, at 10:20 AM, Jane Roe <j@example.com> wrote:",
+]
+
+
+# Gmail-ru writes no "wrote" word; Gmail always quotes with ">", which is what marks it.
+_ANGLE_ONLY = {"4 мар. 2024 г. в 10:20, Иван Петров <i@example.ru>:"}
+
+
+@pytest.mark.parametrize(
+    ("header", "quoting"),
+    [(h, q) for h in _GENERATOR_HEADERS for q in ("plain", "angle") if not (q == "plain" and h in _ANGLE_ONLY)],
+)
+def test_split_reply_generator_headers(header: str, quoting: str) -> None:
+    old = "Old question: the invoice total is wrong.\n\nRegards,\nJane"
+    quoted = old if quoting == "plain" else "\n".join(f"> {line}" if line else ">" for line in old.split("\n"))
+    text = f"New answer: it works now.\n\nThanks,\nJohn\n\n{header}\n\n{quoted}"
+    parts = split_reply(text)
+    assert parts.visible == "New answer: it works now.\n\nThanks,\nJohn"
+    assert "invoice total" in parts.quoted
+    assert parts.quoted.startswith(header.split("\n")[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "visible"),
+    [
+        # "wrote" word not last, the closing ">:" wrapped onto its own line (Gmail-de)
+        ('Danke!\n\nAm 21.04.2016 17:48 schrieb "Max" <m@example.de\n>:\n\n> alt', "Danke!"),
+        # header split over three lines by a narrow client; the middle line starts with a digit
+        ("Reply\n\nOn Nov 30, 2011, at 12:47 PM, Somebody <\n416ffd@example.com>\nwrote:\n\nold", "Reply"),
+        # header blocks that open with Date, or in Danish
+        ("Blah\n\nDate: Wed, 16 May 2012 00:15:02 -0600\nTo: k@example.com\n\nold", "Blah"),
+        ("Hej\n\nFra: a@example.dk\nSendt: 19. marts 2011 12:10\nTil: B\nEmne: X\n\nold", "Hej"),
+        # Dutch "Op … schreef …:" with text after the name
+        ("Lorem\n\nOp 13-02-2014 3:18 schreef Julius Caesar <j@example.nl>:\n\nold", "Lorem"),
+    ],
+)
+def test_split_reply_headers_mail_parser_reply_found(text: str, visible: str) -> None:
+    """Cases only mail-parser-reply caught before Postdesk's own patterns replaced it."""
+    assert split_reply(text).visible == visible
+
+
+def test_split_reply_keeps_colon_lines_of_the_reply() -> None:
+    text = "Order date: 2024-03-01\nAmount: 12.00 EUR\nDevice: iPhone\n\nPlease check: the total is wrong."
+    assert split_reply(text).visible == text

@@ -1,7 +1,7 @@
 """Mail bodies: HTML sanitising, HTML to text, and visible reply versus quoted history and signature."""
 
 # Multilingual mail text is the point here: confusable letters are intentional.
-# ruff: noqa: RUF001
+# ruff: noqa: RUF001, RUF003
 
 from __future__ import annotations
 
@@ -125,7 +125,8 @@ _FROM_FIELD = re.compile(
     r"^\s*[*>]*\s*(?:from|von|de|da|van|od|från|fra|от|від|发件人|寄件者|從|از)\s*[*]*\s*[:：]", re.IGNORECASE
 )
 _SENT_FIELD = re.compile(
-    r"^\s*[*>]*\s*(?:sent|date|to|subject|cc|organization|organisation|organización|gesendet|datum|an|betreff|envoyé|date d'envoi|à|objet|enviado|"
+    r"^\s*[*>]*\s*(?:sent|date|to|subject|cc|organization|organisation|organización|gesendet|datum|an|betreff|"
+    r"envoyé|date d'envoi|à|objet|enviado|"
     r"enviado el|fecha|para|asunto|inviato|data|oggetto|verzonden|aan|onderwerp|wysłano|temat|skickat|till|ämne|"
     r"sendt|til|emne|dato|odesláno|komu|předmět|отправлено|дата|кому|тема|надіслано|відправлено|"
     r"发送时间|日期|收件人|主题|抄送|寄件日期|傳送時間|ارسال شده|تاریخ|به|موضوع)"
@@ -214,6 +215,17 @@ def _quote_start(lines: list[str]) -> int | None:
         start = _wrote_header_start(lines, index, stripped)
         if start is not None:
             return start
+        if stripped[-1] in ":：" and ("@" in stripped or _WROTE_START.match(stripped)):
+            # A header without a "wrote" word right above the trailing ">" block (Gmail-ru:
+            # "1 мар. 2024 г. в 10:00, Иван <i@example.ru>:").
+            following = index + 1
+            while following < count and not lines[following].strip():
+                following += 1
+            if following < count and lines[following].lstrip().startswith(">") and trailing_quote[following]:
+                above = lines[index - 1] if index > 0 else ""
+                if above.strip() and _WROTE_START.match(above) and not _WROTE_START.match(stripped):
+                    return index - 1  # "2016-10-24 15:36 GMT+02:00 Foo bar <\ninfo@foo.bar>:"
+                return index
         if first == ">" and trailing_quote[index]:
             return index
     return None

@@ -37,9 +37,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
-from email._policybase import Compat32
 from email.message import Message
 from email.parser import BytesParser
+from email.policy import Compat32
 
 from postdesk.mail.body import html_to_text, sanitize_html
 from postdesk.mail.charsets import decode_bytes
