@@ -130,6 +130,7 @@ def _huey() -> dict[str, Any]:
             "name": CONFIG.queue_name,
             "url": CONFIG.redis_url,
             "immediate": False,
+            "results": False,  # outcomes live on the ReceivedMail rows; storing them again costs a write per job
             "consumer": {"workers": 2, "worker_type": "thread"},
         }
     return {
@@ -137,6 +138,7 @@ def _huey() -> dict[str, Any]:
         "name": CONFIG.queue_name,
         "filename": str(CONFIG.data_dir / "huey.sqlite3"),
         "immediate": False,
+        "results": False,
         "consumer": {"workers": 2, "worker_type": "thread"},
     }
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from postdesk.desk.blobs import default_store
@@ -87,11 +87,10 @@ def process_received_mail(received_mail_id: int, *, now: datetime | None = None)
         verdict = steps.run("detect-automated", lambda: detect_automated(parsed), _describe_verdict)
         reply = steps.run("extract-reply", lambda: split_reply(parsed.text), _describe_reply)
         with transaction.atomic():
-            locked = ReceivedMail.objects.select_for_update().get(pk=row.pk)
-            if locked.state != ReceivedState.WAITING:
-                return locked.state
-            # One writer per mailbox at a time makes find-thread + create atomic on PostgreSQL too.
-            mailbox = Mailbox.objects.select_for_update().get(pk=row.mailbox_id)
+            state = ReceivedMail.objects.select_for_update().filter(pk=row.pk).values_list("state", flat=True).get()
+            if state != ReceivedState.WAITING:
+                return state
+            mailbox = _lock_mailbox(row)
             when = now or timezone.now()
             contact = steps.run(
                 "identify-contact",
@@ -100,20 +99,21 @@ def process_received_mail(received_mail_id: int, *, now: datetime | None = None)
             )
             choice = steps.run(
                 "find-thread",
-                lambda: _find_thread(mailbox, parsed, locked, contact, when),
+                lambda: _find_thread(mailbox, parsed, row, contact, when),
                 lambda c: c.reason,
             )
             message = steps.run(
                 "create-or-append",
-                lambda: _create_or_append(mailbox, locked, parsed, verdict, reply, contact, choice, when),
+                lambda: _create_or_append(mailbox, row, parsed, verdict, reply, contact, choice, when),
                 lambda m: f"conversation #{m.conversation.number}, message {m.pk}",
             )
-            locked.state = ReceivedState.PROCESSED
-            locked.processed_at = when
-            locked.steps = steps.entries
-            locked.error = ""
-            locked.attempts += 1
-            locked.save(update_fields=["state", "processed_at", "steps", "error", "attempts"])
+            ReceivedMail.objects.filter(pk=row.pk).update(
+                state=ReceivedState.PROCESSED,
+                processed_at=when,
+                steps=steps.entries,
+                error="",
+                attempts=row.attempts + 1,
+            )
         log.debug("received mail %s → conversation #%s", row.pk, message.conversation.number)
         return ReceivedState.PROCESSED
     except Exception as exc:
@@ -125,6 +125,16 @@ def process_received_mail(received_mail_id: int, *, now: datetime | None = None)
             attempts=row.attempts + 1,
         )
         return ReceivedState.FAILED
+
+
+def _lock_mailbox(row: ReceivedMail) -> Mailbox:
+    """One writer per mailbox at a time makes find-thread + create atomic on PostgreSQL too.
+
+    SQLite's IMMEDIATE transactions already serialise every writer, so the row we have will do there.
+    """
+    if connection.features.has_select_for_update:
+        return Mailbox.objects.select_for_update().get(pk=row.mailbox_id)
+    return row.mailbox
 
 
 def _describe_parse(parsed: ParsedMessage) -> str:
@@ -202,22 +212,18 @@ def _find_thread(
         if found is not None:
             return _reopen_rules(found, now, "reply token")
 
-    keys = _candidate_ids(parsed)
-    if parsed.message_id:
-        # Our own Message-ID may already be known: a reply processed before us named it.
-        keys.append(parsed.message_id)
+    # Nearest references first, then our own Message-ID (a reply processed before us may have named it),
+    # then the Outlook Thread-Index root: one indexed lookup for all of them.
+    keys = _thread_keys(parsed)
     if keys:
-        refs = {r.key: r.conversation_id for r in ThreadRef.objects.filter(mailbox=mailbox, key__in=keys)}
+        refs = {
+            r.key: r.conversation
+            for r in ThreadRef.objects.filter(mailbox=mailbox, key__in=keys).select_related("conversation")
+        }
         for key in keys:
             if key in refs:
-                found = Conversation.objects.get(pk=refs[key])
-                return _reopen_rules(found, now, f"references <{key}>")
-
-    root = thread_keys.thread_index_root(parsed.thread_index) if parsed.thread_index else None
-    if root:
-        ref = ThreadRef.objects.filter(mailbox=mailbox, key=f"thread-index:{root}").first()
-        if ref is not None:
-            return _reopen_rules(Conversation.objects.get(pk=ref.conversation_id), now, "Outlook Thread-Index")
+                why = "Outlook Thread-Index" if key.startswith(THREAD_INDEX_PREFIX) else f"references <{key}>"
+                return _reopen_rules(refs[key], now, why)
 
     number = thread_keys.ticket_number(parsed.subject)
     if number is not None:
@@ -295,6 +301,8 @@ def _create_or_append(
             # The same Message-ID never makes a second message, whichever way it came in again.
             return duplicate
     sender = parsed.from_ or Address("unknown-sender@invalid")
+    snippet = _db_text(" ".join((reply.visible or parsed.text).split()), SNIPPET_LENGTH)
+    has_attachments = any(not a.inline for a in parsed.attachments)
     conversation = choice.conversation
     if conversation is None:
         conversation = Conversation.objects.create(
@@ -312,11 +320,13 @@ def _create_or_append(
             created_at=now,
             updated_at=now,
             last_message_at=now,
+            last_inbound_at=now,
+            message_count=1,
+            snippet=snippet,
+            has_attachments=has_attachments,
         )
-    elif conversation.status in (Status.RESOLVED, Status.PENDING, Status.SNOOZED):
-        # The customer wrote again: the conversation needs an agent again.
-        conversation.status = Status.OPEN
-        conversation.resolved_at = None
+    else:
+        _append_to(conversation, now, snippet, has_attachments)
 
     message = Message.objects.create(
         conversation=conversation,
@@ -356,25 +366,40 @@ def _create_or_append(
             inline=attachment.inline,
         )
     _record_thread_refs(mailbox, conversation, parsed)
-
-    conversation.message_count += 1
-    conversation.last_message_at = now
-    conversation.last_inbound_at = now
-    conversation.updated_at = now
-    conversation.snippet = _db_text(" ".join((reply.visible or parsed.text).split()), SNIPPET_LENGTH)
-    conversation.has_attachments = conversation.has_attachments or any(not a.inline for a in parsed.attachments)
-    conversation.save()
     return message
 
 
-def _record_thread_refs(mailbox: Mailbox, conversation: Conversation, parsed: ParsedMessage) -> None:
-    keys = [_db_text(k) for k in [parsed.message_id or "", *_candidate_ids(parsed)] if k and len(k) <= 998]
+def _append_to(conversation: Conversation, now: datetime, snippet: str, has_attachments: bool) -> None:
+    """Update the list row of a conversation the customer wrote to again."""
+    fields = ["message_count", "last_message_at", "last_inbound_at", "updated_at", "snippet", "has_attachments"]
+    if conversation.status in (Status.RESOLVED, Status.PENDING, Status.SNOOZED):
+        # The customer wrote again: the conversation needs an agent again.
+        conversation.status = Status.OPEN
+        conversation.resolved_at = None
+        fields += ["status", "resolved_at"]
+    conversation.message_count += 1
+    conversation.last_message_at = conversation.last_inbound_at = conversation.updated_at = now
+    conversation.snippet = snippet
+    conversation.has_attachments = conversation.has_attachments or has_attachments
+    conversation.save(update_fields=fields)
+
+
+THREAD_INDEX_PREFIX = "thread-index:"
+
+
+def _thread_keys(parsed: ParsedMessage) -> list[str]:
+    """Every ThreadRef key of a message, the nearest relative first."""
+    keys = [*_candidate_ids(parsed), parsed.message_id or ""]
     root = thread_keys.thread_index_root(parsed.thread_index) if parsed.thread_index else None
     if root:
-        keys.append(f"thread-index:{root}")
-    known = set(ThreadRef.objects.filter(mailbox=mailbox, key__in=keys).values_list("key", flat=True))
+        keys.append(f"{THREAD_INDEX_PREFIX}{root}")
+    return list(dict.fromkeys(_db_text(k) for k in keys if k and len(k) <= 998))
+
+
+def _record_thread_refs(mailbox: Mailbox, conversation: Conversation, parsed: ParsedMessage) -> None:
+    # Keys already known keep their conversation: the first one to claim a Message-ID wins.
     ThreadRef.objects.bulk_create(
-        [ThreadRef(mailbox=mailbox, key=k, conversation=conversation) for k in dict.fromkeys(keys) if k not in known],
+        [ThreadRef(mailbox=mailbox, key=k, conversation=conversation) for k in _thread_keys(parsed)],
         ignore_conflicts=True,
     )
 
