@@ -93,6 +93,7 @@ def test_new_mail_creates_a_conversation_with_list_row_fields() -> None:
         "parse",
         "detect-automated",
         "extract-reply",
+        "store-attachments",
         "identify-contact",
         "find-thread",
         "create-or-append",
@@ -117,6 +118,24 @@ def test_a_reply_that_arrives_before_its_parent_still_joins_it() -> None:
     child = deliver(mailbox, make_raw_mail(subject="Re: Hello", in_reply_to="<parent@customer.test>"))
     parent = deliver(mailbox, make_raw_mail(subject="Hello", message_id="<parent@customer.test>"))
     assert child and parent and child.conversation_id == parent.conversation_id
+
+
+def test_a_reply_processed_before_its_queued_parent_never_joins_another_thread_by_subject() -> None:
+    """Two workers: a customer's two threads share a subject; the reply to the second overtakes its parent."""
+    mailbox = make_mailbox()
+    older = deliver(mailbox, make_raw_mail(subject="API returns 401", message_id="<t1@customer.test>"))
+    parent = accept_raw(
+        mailbox,
+        make_raw_mail(subject="API returns 401", message_id="<t2@customer.test>"),
+        source=Source.SMTP,
+        enqueue=lambda _id: None,
+    )
+    reply = deliver(mailbox, make_raw_mail(subject="Re: API returns 401", in_reply_to="<t2@customer.test>"))
+    assert process_received_mail(parent.received_mail_id, now=NOW) == ReceivedState.PROCESSED
+    parent_message = Message.objects.get(received_mail_id=parent.received_mail_id)
+    assert older and reply
+    assert reply.conversation_id != older.conversation_id
+    assert parent_message.conversation_id == reply.conversation_id
 
 
 def test_reply_token_in_subaddress_threads_even_without_headers() -> None:

@@ -84,7 +84,7 @@ def accept_raw(
                 mailbox=mailbox,
                 raw_sha256=raw_sha256,
                 raw_size=len(raw),
-                message_id=message_id,
+                message_id=message_id or None,
                 envelope_from=envelope_from.replace("\x00", "")[:320],
                 envelope_to=[r.replace("\x00", "") for r in envelope_to],
                 source=source,

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -203,7 +202,9 @@ class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     mailbox = models.ForeignKey(Mailbox, on_delete=models.PROTECT, related_name="+")
     direction = models.CharField(max_length=16, choices=Direction.choices)
-    message_id = models.CharField(max_length=998, blank=True)
+    # NULL, not "", when a mail has none: a plain unique index then serves every lookup (a partial index
+    # `WHERE message_id <> ''` is not used for `message_id = ?` by SQLite's planner).
+    message_id = models.CharField(max_length=998, null=True, blank=True)
     in_reply_to = models.JSONField(default=list, blank=True)
     references = models.JSONField(default=list, blank=True)
     from_address = models.CharField(max_length=320, blank=True)
@@ -231,11 +232,7 @@ class Message(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["conversation", "created_at", "id"], name="message_thread_order")]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["mailbox", "message_id"], condition=~Q(message_id=""), name="message_id_per_mailbox"
-            )
-        ]
+        constraints = [models.UniqueConstraint(fields=["mailbox", "message_id"], name="message_id_per_mailbox")]
 
     def __str__(self) -> str:
         return f"{self.direction} {self.message_id or self.pk}"
@@ -288,7 +285,7 @@ class ReceivedMail(models.Model):
     mailbox = models.ForeignKey(Mailbox, on_delete=models.PROTECT, related_name="received")
     raw_sha256 = models.CharField(max_length=64)
     raw_size = models.PositiveBigIntegerField()
-    message_id = models.CharField(max_length=998, blank=True)
+    message_id = models.CharField(max_length=998, null=True, blank=True)  # NULL when none, as on Message
     envelope_from = models.CharField(max_length=320, blank=True)
     envelope_to = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices)
@@ -305,11 +302,7 @@ class ReceivedMail(models.Model):
         indexes = [models.Index(fields=["state", "received_at"], name="received_state_age")]
         constraints = [
             models.UniqueConstraint(fields=["mailbox", "raw_sha256"], name="received_raw_per_mailbox"),
-            models.UniqueConstraint(
-                fields=["mailbox", "message_id"],
-                condition=~Q(message_id=""),
-                name="received_msgid_per_mailbox",
-            ),
+            models.UniqueConstraint(fields=["mailbox", "message_id"], name="received_msgid_per_mailbox"),
         ]
 
     def __str__(self) -> str:

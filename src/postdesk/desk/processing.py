@@ -1,8 +1,8 @@
 """Turns a waiting ReceivedMail into a message in a conversation, as a named list of recorded steps.
 
 Steps, in order (each outcome is stored on the ReceivedMail, in the style of Mailman's pipelines):
-parse → detect-automated → extract-reply → (in one transaction) identify-contact → find-thread
-→ create-or-append. A step that raises leaves the ReceivedMail `failed` with the error; the raw mail
+parse → detect-automated → extract-reply → store-attachments → (in one transaction) identify-contact
+→ find-thread → create-or-append. A step that raises leaves the ReceivedMail `failed` with the error; the raw mail
 stays, and `postdesk replay-failed` runs it again.
 """
 
@@ -86,6 +86,8 @@ def process_received_mail(received_mail_id: int, *, now: datetime | None = None)
         parsed = steps.run("parse", lambda: parse(raw), _describe_parse)
         verdict = steps.run("detect-automated", lambda: detect_automated(parsed), _describe_verdict)
         reply = steps.run("extract-reply", lambda: split_reply(parsed.text), _describe_reply)
+        # Before the transaction: the fsyncs must not hold the database's write lock.
+        steps.run("store-attachments", lambda: _store_attachments(parsed), lambda n: f"{n} stored")
         with transaction.atomic():
             state = ReceivedMail.objects.select_for_update().filter(pk=row.pk).values_list("state", flat=True).get()
             if state != ReceivedState.WAITING:
@@ -125,6 +127,13 @@ def process_received_mail(received_mail_id: int, *, now: datetime | None = None)
             attempts=row.attempts + 1,
         )
         return ReceivedState.FAILED
+
+
+def _store_attachments(parsed: ParsedMessage) -> int:
+    store = default_store()
+    for attachment in parsed.attachments:
+        store.put(attachment.content)
+    return len(parsed.attachments)
 
 
 def _lock_mailbox(row: ReceivedMail) -> Mailbox:
@@ -232,6 +241,16 @@ def _find_thread(
         if found is not None:
             return _reopen_rules(found, now, f"ticket number [#{number}]")
 
+    references = _candidate_ids(parsed)
+    queued = ReceivedMail.objects.filter(
+        mailbox=mailbox, message_id__in=references, state__in=[ReceivedState.WAITING, ReceivedState.FAILED]
+    )
+    if references and queued.exists():
+        # The mail this answers is accepted but not processed yet (several workers, out-of-order delivery).
+        # A subject guess could join another thread of the same customer; the parent will find this
+        # conversation by its own Message-ID instead.
+        return ThreadChoice(None, "new conversation; the mail it answers is still queued and will join it")
+
     subject_key = _db_text(thread_keys.normalize_subject(parsed.subject), 255)
     had_prefix = subject_key != " ".join(parsed.subject.split()).casefold()
     is_reply = subject_key and (parsed.in_reply_to or parsed.references or had_prefix)
@@ -332,7 +351,7 @@ def _create_or_append(
         conversation=conversation,
         mailbox=mailbox,
         direction=Direction.INBOUND,
-        message_id=_db_text(message_id, 998),
+        message_id=_db_text(message_id, 998) or None,
         in_reply_to=[_db_text(i) for i in parsed.in_reply_to],
         references=[_db_text(i) for i in parsed.references],
         from_address=_db_text(sender.key, 320),
@@ -353,9 +372,7 @@ def _create_or_append(
         received_mail=row,
         created_at=now,
     )
-    store = default_store()
     for attachment in parsed.attachments:
-        store.put(attachment.content)
         Attachment.objects.create(
             message=message,
             filename=_db_text(attachment.filename, 500),
