@@ -7,31 +7,47 @@ from datetime import timedelta
 
 from django.utils import timezone
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+from huey.contrib.djhuey import HUEY, db_periodic_task, db_task
 
 log = logging.getLogger(__name__)
 
 # A crash between committing a ReceivedMail and queueing its job only delays it by this much.
 SWEEP_AFTER = timedelta(minutes=1)
 
+# Mail that just arrived goes before backlogs (imports, sweeps), so customers' new mail never waits
+# behind a big import.
+LIVE_PRIORITY = 10
+BACKLOG_PRIORITY = 0
 
-@db_task(priority=10)
+
+@db_task(priority=LIVE_PRIORITY)
 def process_received_mail(received_mail_id: int) -> str:
     from postdesk.desk.processing import process_received_mail as process
 
     return process(received_mail_id)
 
 
+def queue_received_mail(received_mail_id: int, *, backlog: bool = False) -> None:
+    process_received_mail(received_mail_id, priority=BACKLOG_PRIORITY if backlog else LIVE_PRIORITY)
+
+
 def queue_waiting(older_than: timedelta | None = SWEEP_AFTER) -> int:
-    """Queue every waiting mail (older than `older_than`); returns how many were queued."""
+    """Queue every waiting mail (older than `older_than`) once the queue has drained; returns how many.
+
+    While jobs are pending, waiting mail is most likely just queued behind them: queueing it again
+    would only fill the queue with duplicates that delay new mail. A job that was really lost is
+    queued by the first sweep after the backlog clears.
+    """
     from postdesk.desk.models import ReceivedMail, ReceivedState
 
+    if HUEY.pending_count() > 0:
+        return 0
     waiting = ReceivedMail.objects.filter(state=ReceivedState.WAITING)
     if older_than is not None:
         waiting = waiting.filter(received_at__lt=timezone.now() - older_than)
     ids = list(waiting.order_by("received_at", "id").values_list("pk", flat=True)[:10000])
     for received_mail_id in ids:
-        process_received_mail(received_mail_id)
+        queue_received_mail(received_mail_id, backlog=True)
     if ids:
         log.info("sweep queued %d waiting mail(s)", len(ids))
     return len(ids)

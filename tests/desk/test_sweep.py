@@ -33,3 +33,22 @@ def test_the_sweep_processes_mail_left_waiting_for_over_a_minute() -> None:
     assert queue_waiting(older_than=None) == 1
     assert ReceivedMail.objects.get(pk=fresh).state == ReceivedState.PROCESSED
     assert Message.objects.count() == 2
+
+
+def test_the_sweep_leaves_waiting_mail_alone_while_jobs_are_queued() -> None:
+    """Re-queueing mail that is merely queued behind a backlog would only delay new mail."""
+    from huey.contrib.djhuey import HUEY
+
+    mailbox = make_mailbox()
+    old = accept_without_queueing(mailbox, "queued behind a long import")
+    ReceivedMail.objects.filter(pk=old).update(received_at=timezone.now() - timedelta(minutes=5))
+    HUEY.immediate = False  # a real queue (the test data dir's), holding one pending job
+    try:
+        HUEY.flush()
+        queue_waiting(older_than=None)
+        assert HUEY.pending_count() == 1
+        assert sweep_waiting_mail.call_local() == 0
+        assert HUEY.pending_count() == 1
+    finally:
+        HUEY.flush()
+        HUEY.immediate = True

@@ -92,9 +92,12 @@ def accept_raw(
                 quiet=quiet,
                 state=ReceivedState.WAITING,
             )
-            schedule = enqueue or _enqueue_processing
             row_id = row.pk
-            transaction.on_commit(lambda: schedule(row_id))
+            if enqueue is not None:
+                transaction.on_commit(lambda: enqueue(row_id))
+            else:
+                # Imported history is a backlog: it must not delay mail that arrives meanwhile.
+                transaction.on_commit(lambda: _enqueue_processing(row_id, backlog=quiet))
     except IntegrityError:
         # Another connection accepted the same mail between our check and our insert.
         again = _find_existing(mailbox, raw_sha256, message_id)
@@ -115,11 +118,11 @@ def _find_existing(mailbox: Mailbox, raw_sha256: str, message_id: str) -> int | 
     return None
 
 
-def _enqueue_processing(received_mail_id: int) -> None:
-    from postdesk.jobs import process_received_mail
+def _enqueue_processing(received_mail_id: int, *, backlog: bool) -> None:
+    from postdesk.jobs import queue_received_mail
 
     try:
-        process_received_mail(received_mail_id)
+        queue_received_mail(received_mail_id, backlog=backlog)
     except Exception:
         # The row is committed; the sweep will queue it again. Never fail the acceptance for this.
         log.exception("could not queue received mail %s; the sweep will retry", received_mail_id)
