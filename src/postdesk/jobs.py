@@ -31,16 +31,17 @@ def queue_received_mail(received_mail_id: int, *, backlog: bool = False) -> None
     process_received_mail(received_mail_id, priority=BACKLOG_PRIORITY if backlog else LIVE_PRIORITY)
 
 
-def queue_waiting(older_than: timedelta | None = SWEEP_AFTER) -> int:
-    """Queue every waiting mail (older than `older_than`) once the queue has drained; returns how many.
+def queue_waiting(older_than: timedelta | None = SWEEP_AFTER, *, at_start: bool = False) -> int:
+    """Queue every waiting mail (older than `older_than`); returns how many.
 
-    While jobs are pending, waiting mail is most likely just queued behind them: queueing it again
-    would only fill the queue with duplicates that delay new mail. A job that was really lost is
-    queued by the first sweep after the backlog clears.
+    The periodic sweep waits for the queue to drain: while jobs are pending, waiting mail is most
+    likely just queued behind them, and queueing it again would only fill the queue with duplicates
+    that delay new mail. At start-up (`at_start`) everything waiting is queued at once, since a crash
+    may have lost jobs that the queue still seems to hold; the few duplicates find their mail done.
     """
     from postdesk.desk.models import ReceivedMail, ReceivedState
 
-    if HUEY.pending_count() > 0:
+    if not at_start and HUEY.pending_count() > 0:
         return 0
     waiting = ReceivedMail.objects.filter(state=ReceivedState.WAITING)
     if older_than is not None:

@@ -104,7 +104,7 @@ def run_all_in_one() -> int:
     smtp = start_smtp_listener(config.bind, config.smtp_port)
     fetchers = start_fetchers()
     # Mail a crash left waiting is picked up now rather than at the next sweep.
-    queue_waiting(older_than=None)
+    queue_waiting(older_than=None, at_start=True)
     _banner(smtp.port)
     try:
         _serve_web()
@@ -125,7 +125,7 @@ def run_web() -> int:
 def run_worker(*, workers: int, scheduler: bool) -> int:
     from postdesk.jobs import queue_waiting
 
-    queue_waiting(older_than=None)
+    queue_waiting(older_than=None, at_start=True)
     consumer = _consumer(Consumer, workers=workers, scheduler=scheduler)
     consumer.run()
     return 0
