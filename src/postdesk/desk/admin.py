@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django_stubs_ext import StrOrPromise
 
 from postdesk.desk import access, secrets_box
 from postdesk.desk.models import (
@@ -56,24 +57,22 @@ class AgentProfileAdmin(AgentProfileAdminBase):
     autocomplete_fields = ["user"]
 
 
+def _write_only_password(label: StrOrPromise) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Leave empty to keep the stored password."),
+    )
+
+
 class MailboxForm(MailboxFormBase):
     """Passwords are typed in plain, stored only encrypted (secrets_box), and never shown back."""
 
-    imap_password = forms.CharField(
-        label=_("IMAP password"),
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("Leave empty to keep the stored password."),
-    )
+    imap_password = _write_only_password(_("IMAP password"))
     clear_imap_password = forms.BooleanField(label=_("Remove the stored IMAP password"), required=False)
-    smtp_password = forms.CharField(
-        label=_("SMTP password"),
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("Leave empty to keep the stored password."),
-    )
+    smtp_password = _write_only_password(_("SMTP password"))
     clear_smtp_password = forms.BooleanField(label=_("Remove the stored SMTP password"), required=False)
 
     class Meta:
