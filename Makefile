@@ -69,7 +69,10 @@ test: install-dev system-packages services lint test-sqlite test-postgres ## set
 bench-ingest: install-dev services ## ingest throughput on SQLite and PostgreSQL (figures, not pass/fail)
 	$(BIN)/python bench/ingest.py
 
+bench-parse: install-dev ## parsing and reply-split rates and quality against the stdlib and mail-parser-reply
+	$(BIN)/python bench/parse.py
+
 clean: ## remove the virtualenv, caches and test data (keeps ./var)
 	rm -rf $(VENV) $(TEST_DATA_DIR) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
 
-.PHONY: help install install-dev run system-packages services lint test-sqlite test-postgres test bench-ingest clean
+.PHONY: help install install-dev run system-packages services lint test-sqlite test-postgres test bench-ingest bench-parse clean

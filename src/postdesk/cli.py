@@ -152,6 +152,20 @@ def cmd_admin_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a new API token for an existing user; only its hash is stored."""
+    _setup_django()
+    from django.contrib.auth import get_user_model
+    from knox.models import AuthToken
+
+    user = get_user_model().objects.filter(username=args.email.strip().lower(), is_active=True).first()
+    if user is None:
+        raise CommandError(f"no active user {args.email!r}; add one with: postdesk admin add EMAIL")
+    _instance, token = AuthToken.objects.create(user=user)
+    _out(token)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Create the demo admin and mailbox once (used by `make run`); prints the login."""
     _setup_django()
@@ -567,6 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
     ad_add.add_argument("--password", default="")
     ad_add.add_argument("--reset-password", action="store_true")
 
+    add("token", cmd_token, "print a new API token for a user (use it as: Authorization: Token ...)").add_argument(
+        "email"
+    )
     add("demo", cmd_demo, "create the demo admin and the demo mailbox support@example.com")
 
     ingest = add("ingest", cmd_ingest, "import .eml files, mbox files and Maildir folders into a mailbox")

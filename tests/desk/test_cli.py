@@ -184,6 +184,19 @@ def test_admin_add_creates_a_superuser_that_can_log_in(capsys: pytest.CaptureFix
     assert user.password.startswith("argon2"), "passwords are hashed with argon2"
 
 
+def test_token_prints_a_working_api_token(capsys: pytest.CaptureFixture[str]) -> None:
+    from django.test import Client
+
+    assert main(["admin", "add", "boss@acme.test", "--password", "pw-for-test"]) == 0
+    capsys.readouterr()
+    assert main(["token", "Boss@acme.test"]) == 0
+    token = capsys.readouterr().out.strip()
+    response = Client().get("/api/v1/conversations/", HTTP_AUTHORIZATION=f"Token {token}")
+    assert response.status_code == 200, response.content
+    assert main(["token", "nobody@acme.test"]) == 2
+    assert "no active user" in capsys.readouterr().err
+
+
 @pytest.mark.pure
 def test_parse_json_needs_no_database(tmp_path: Path) -> None:
     eml = write_eml(tmp_path, "a.eml", make_raw_mail(subject="Hello", message_id="<p1@customer.test>"))
