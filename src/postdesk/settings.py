@@ -66,11 +66,13 @@ TEMPLATES = [
 
 def _database() -> dict[str, Any]:
     if CONFIG.database_url:
-        db = dict(dj_database_url.parse(CONFIG.database_url, conn_max_age=60))
+        db = dict(dj_database_url.parse(CONFIG.database_url, conn_max_age=600, conn_health_checks=True))
         return db
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(CONFIG.sqlite_path),
+        # Jobs close "old" connections before and after each run: without an age every mail reconnects.
+        "CONN_MAX_AGE": 600,
         "OPTIONS": {
             # Without IMMEDIATE, concurrent writers fail with "database is locked" (DESIGN.md §2).
             "transaction_mode": "IMMEDIATE",
