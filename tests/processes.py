@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+POSTDESK = [sys.executable, "-m", "postdesk.cli"]
+
+
+def postdesk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one `postdesk` command as its own process, as an operator's script would."""
+    return subprocess.run([*POSTDESK, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def status(env: dict[str, str]) -> dict[str, object]:
+    """`postdesk status --json` of that environment's installation."""
+    done = postdesk(env, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
 
 
 def free_port() -> int:

@@ -462,7 +462,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         from django.db.migrations.executor import MigrationExecutor
 
-        if MigrationExecutor(connection).migration_plan(MigrationExecutor(connection).loader.graph.leaf_nodes()):
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
             problems.append("database: migrations pending; run `postdesk migrate`")
         else:
             problems.extend(_check_mailboxes())

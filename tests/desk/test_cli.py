@@ -14,6 +14,7 @@ import pytest
 from factories import make_mailbox, make_raw_mail
 from postdesk.cli import main
 from postdesk.desk.models import Conversation, Mailbox, Message, ReceivedMail, ReceivedState
+from processes import postdesk, postdesk_env, status
 
 pytestmark = pytest.mark.django_db
 
@@ -232,24 +233,14 @@ def test_parse_json_needs_no_database(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_scripted_installation_in_a_fresh_data_directory(tmp_path: Path) -> None:
     """migrate → mailbox add → ingest → status, each a separate process on the environment's data dir."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env["POSTDESK_DATA_DIR"] = str(tmp_path / "install")
+    env = postdesk_env(tmp_path / "install", None)
     eml = write_eml(tmp_path / "mail", "a.eml", make_raw_mail())
 
-    def postdesk(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "postdesk.cli", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-
-    assert postdesk("migrate", "--quiet").returncode == 0
-    assert postdesk("mailbox", "add", "support@acme.test").returncode == 0
-    ingest = postdesk("ingest", "--mailbox", "support@acme.test", str(eml))
+    assert postdesk(env, "migrate", "--quiet").returncode == 0
+    assert postdesk(env, "mailbox", "add", "support@acme.test").returncode == 0
+    ingest = postdesk(env, "ingest", "--mailbox", "support@acme.test", str(eml))
     assert ingest.returncode == 0, ingest.stderr
-    status = json.loads(postdesk("status", "--json").stdout)
-    assert status["received_mail"]["processed"] == 1 and status["conversations"] == 1
+    installed = status(env)
+    assert installed["received_mail"] == {"waiting": 0, "processed": 1, "failed": 0}
+    assert installed["conversations"] == 1
     assert (tmp_path / "install" / "postdesk.sqlite3").exists()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import smtplib
 import socket
 import subprocess
-import sys
 import urllib.request
 import uuid
 from pathlib import Path
@@ -15,22 +13,9 @@ from pathlib import Path
 import pytest
 
 from factories import make_raw_mail
-from processes import free_port, postdesk_env, wait_for
+from processes import POSTDESK, free_port, postdesk, postdesk_env, status, wait_for
 
 pytestmark = pytest.mark.slow
-
-POSTDESK = [sys.executable, "-m", "postdesk.cli"]
-
-
-def postdesk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*POSTDESK, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
-
-
-def status(env: dict[str, str]) -> dict[str, object]:
-    done = postdesk(env, "status", "--json")
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
 
 
 def test_postdesk_run_is_one_process_with_web_smtp_and_jobs(tmp_path: Path, fresh_database_url: str | None) -> None:

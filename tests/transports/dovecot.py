@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from processes import free_port
+
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
 INSTALL_HINT = "apt-get install dovecot-imapd"
@@ -71,12 +73,6 @@ service stats {{
 
 class DovecotMissing(RuntimeError):
     """Dovecot is not installed: the IMAP tests must not pass by skipping."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Dovecot:

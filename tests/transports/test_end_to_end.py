@@ -7,7 +7,6 @@ import json
 import signal
 import smtplib
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -15,24 +14,20 @@ import pytest
 from dovecot import Dovecot
 
 from factories import make_raw_mail
-from processes import free_port, postdesk_env, wait_for
+from processes import POSTDESK, free_port, postdesk, postdesk_env, status, wait_for
 
 pytestmark = pytest.mark.slow
 
-POSTDESK = [sys.executable, "-m", "postdesk.cli"]
 ADDRESS = "help@acme.test"
 PASSWORD = "imap-Secret-42"
 
 
-def postdesk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*POSTDESK, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
-
-
-def status(env: dict[str, str]) -> dict[str, object]:
-    done = postdesk(env, "status", "--json")
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+def add_imap_mailbox(env: dict[str, str], dovecot: Dovecot, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`postdesk mailbox add` for ADDRESS on the test Dovecot, password from $IMAP_PW."""
+    return postdesk(
+        env, "mailbox", "add", ADDRESS, *extra, "--imap-host", dovecot.host, "--imap-port", str(dovecot.port),
+        "--imap-user", ADDRESS, "--imap-password-env", "IMAP_PW", "--imap-no-ssl",
+    )  # fmt: skip
 
 
 def test_mail_by_imap_and_smtp_reaches_the_api_of_a_scripted_install(
@@ -50,23 +45,7 @@ def test_mail_by_imap_and_smtp_reaches_the_api_of_a_scripted_install(
     dovecot.deliver(ADDRESS, make_raw_mail(subject="Waiting in IMAP before we started", to=ADDRESS))
 
     assert postdesk(env, "migrate", "--quiet").returncode == 0
-    added = postdesk(
-        env,
-        "mailbox",
-        "add",
-        ADDRESS,
-        "--team",
-        "Support",
-        "--imap-host",
-        dovecot.host,
-        "--imap-port",
-        str(dovecot.port),
-        "--imap-user",
-        ADDRESS,
-        "--imap-password-env",
-        "IMAP_PW",
-        "--imap-no-ssl",
-    )
+    added = add_imap_mailbox(env, dovecot, "--team", "Support")
     assert added.returncode == 0, added.stderr
     check = postdesk(env, "check")
     assert check.returncode == 0, check.stdout + check.stderr
@@ -110,24 +89,7 @@ def test_a_wrong_imap_password_shows_in_check_and_status(
     env = postdesk_env(tmp_path / "data", fresh_database_url, IMAP_PW="not-the-password")
     dovecot.add_user(ADDRESS, PASSWORD)
     assert postdesk(env, "migrate", "--quiet").returncode == 0
-    assert (
-        postdesk(
-            env,
-            "mailbox",
-            "add",
-            ADDRESS,
-            "--imap-host",
-            dovecot.host,
-            "--imap-port",
-            str(dovecot.port),
-            "--imap-user",
-            ADDRESS,
-            "--imap-password-env",
-            "IMAP_PW",
-            "--imap-no-ssl",
-        ).returncode
-        == 0
-    )
+    assert add_imap_mailbox(env, dovecot).returncode == 0
     check = postdesk(env, "check")
     assert check.returncode == 1
     assert f"{ADDRESS}: login failed" in check.stdout

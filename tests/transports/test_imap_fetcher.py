@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from dovecot import Dovecot, free_port
+from dovecot import Dovecot
 
 from factories import make_mailbox, make_raw_mail
 from postdesk.desk import intake
@@ -26,6 +26,7 @@ from postdesk.transports.imap_fetcher import (
     serve_fetch_forever,
     start_fetchers,
 )
+from processes import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

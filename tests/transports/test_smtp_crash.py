@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from factories import make_raw_mail
+from processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +55,13 @@ class CrashSite:
 def site(tmp_path: Path) -> Iterator[CrashSite]:
     """A fresh data dir, a free port and, when the run is on PostgreSQL, a database of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTDESK_", "DATABASE_URL", "REDIS_URL"))}
-    port = _free_port()
+    port = free_port()
     env |= {
         "DJANGO_SETTINGS_MODULE": "postdesk.settings",
         "POSTDESK_DATA_DIR": str(tmp_path / "crash-data"),
         "POSTDESK_BIND": "127.0.0.1",
         "POSTDESK_SMTP_PORT": str(port),
-        "POSTDESK_HTTP_PORT": str(_free_port()),
+        "POSTDESK_HTTP_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }
     log = tmp_path / "smtpd.log"
@@ -318,9 +319,3 @@ def _drop(smtp: smtplib.SMTP | None) -> None:
         with contextlib.suppress(OSError):
             smtp.close()
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -93,20 +93,24 @@ class MailboxForm(MailboxFormBase):
         return mailbox
 
 
+# Kept by Postdesk itself (fetch position and health): shown, never edited.
+MAILBOX_STATE_FIELDS = (
+    "imap_uidvalidity",
+    "imap_last_uid",
+    "last_fetch_at",
+    "last_error",
+    "last_error_at",
+    "created_at",
+)
+
+
 @admin.register(Mailbox)
 class MailboxAdmin(MailboxAdminBase):
     form = MailboxForm
     list_display = ["address", "name", "team", "active", "last_fetch_at", "last_error"]
     list_filter = ["active", "team"]
     search_fields = ["address", "name"]
-    readonly_fields = [
-        "imap_uidvalidity",
-        "imap_last_uid",
-        "last_fetch_at",
-        "last_error",
-        "last_error_at",
-        "created_at",
-    ]
+    readonly_fields = MAILBOX_STATE_FIELDS
     fieldsets = [
         (None, {"fields": ["address", "name", "team", "active", "signature"]}),
         (
@@ -139,16 +143,7 @@ class MailboxAdmin(MailboxAdminBase):
         ),
         (
             _("State"),
-            {
-                "fields": [
-                    "imap_uidvalidity",
-                    "imap_last_uid",
-                    "last_fetch_at",
-                    "last_error",
-                    "last_error_at",
-                    "created_at",
-                ]
-            },
+            {"fields": MAILBOX_STATE_FIELDS},
         ),
     ]
 
