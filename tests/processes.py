@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +45,18 @@ def postdesk_env(data_dir: Path, database_url: str | None, **extra: str) -> dict
         env["DATABASE_URL"] = database_url
     env.update(extra)
     return env
+
+
+def stop(server: subprocess.Popen[str], timeout: float = 60) -> str:
+    """SIGTERM, as an operator stops a server; returns its output. Fails if it does not stop in time."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        output, _ = server.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.communicate()
+        raise AssertionError(f"{' '.join(map(str, server.args))} did not stop on SIGTERM") from None
+    return output
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str) -> T:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from factories import make_raw_mail
-from processes import POSTDESK, free_port, postdesk, postdesk_env, status, wait_for
+from processes import POSTDESK, free_port, postdesk, postdesk_env, status, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -36,13 +36,7 @@ def test_postdesk_run_is_one_process_with_web_smtp_and_jobs(tmp_path: Path, fres
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/api/v1/schema/", timeout=30) as response:
             assert response.status == 200
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            output, _ = server.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            output, _ = server.communicate()
-            raise AssertionError("postdesk run did not stop on SIGTERM") from None
+        output = stop(server)
     assert server.returncode == 0, output
     assert f"http://127.0.0.1:{http_port}/" in output
     assert f"127.0.0.1:{smtp_port}" in output

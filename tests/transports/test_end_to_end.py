@@ -14,7 +14,7 @@ import pytest
 from dovecot import Dovecot
 
 from factories import make_raw_mail
-from processes import POSTDESK, free_port, postdesk, postdesk_env, status, wait_for
+from processes import POSTDESK, free_port, postdesk, postdesk_env, status, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -74,12 +74,7 @@ def test_mail_by_imap_and_smtp_reaches_the_api_of_a_scripted_install(
         health = status(env)["mailboxes"]
         assert isinstance(health, list) and health[0]["last_fetch_at"] and not health[0]["last_error"]
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            output, _ = server.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            output, _ = server.communicate()
+        output = stop(server)
     assert server.returncode == 0, output
 
 
