@@ -76,17 +76,16 @@ def cmd_mailbox_add(args: argparse.Namespace) -> int:
     team = None
     if args.team:
         team, _ = Team.objects.get_or_create(name=args.team)
-    password = ""
-    if args.imap_password_env:
-        password = os.environ.get(args.imap_password_env, "")
-        if not password:
-            raise CommandError(f"environment variable {args.imap_password_env} is empty or unset")
+    password = _secret_from_env(args.imap_password_env)
     fields: dict[str, Any] = {"name": args.name or address, "team": team}
-    if args.imap_host:
+    imap_host = args.imap_host
+    if args.imap_oauth:
+        imap_host = imap_host or _oauth_fields(args, fields)
+    if imap_host:
         if not args.imap_user:
-            raise CommandError("--imap-host needs --imap-user (and --imap-password-env)")
+            raise CommandError("--imap-host needs --imap-user (and --imap-password-env or --imap-oauth)")
         fields.update(
-            imap_host=args.imap_host,
+            imap_host=imap_host,
             imap_port=args.imap_port or (143 if args.imap_no_ssl else 993),
             imap_ssl=not args.imap_no_ssl,
             imap_user=args.imap_user,
@@ -96,6 +95,77 @@ def cmd_mailbox_add(args: argparse.Namespace) -> int:
         )
     mailbox, created = Mailbox.objects.update_or_create(address=address, defaults=fields)
     _out(f"{'added' if created else 'updated'} mailbox {mailbox.address}")
+    if args.imap_oauth and not mailbox.oauth_refresh_token_encrypted:
+        _out(f"next: grant access in a browser with: postdesk mailbox authorize {mailbox.address}")
+    return EXIT_OK
+
+
+def _secret_from_env(variable: str) -> str:
+    """A secret named by an environment variable, so that it stays out of shell history and `ps`."""
+    if not variable:
+        return ""
+    value = os.environ.get(variable, "")
+    if not value:
+        raise CommandError(f"environment variable {variable} is empty or unset")
+    return value
+
+
+def _oauth_fields(args: argparse.Namespace, fields: dict[str, Any]) -> str:
+    """Fill the XOAUTH2 fields from the options; returns the provider's IMAP host ("" for custom)."""
+    from postdesk.desk.models import ImapAuth
+    from postdesk.desk.secrets_box import encrypt
+    from postdesk.transports.oauth2 import PROVIDERS
+
+    preset = PROVIDERS.get(args.imap_oauth)
+    if preset is None and not args.oauth_token_url:
+        raise CommandError("--imap-oauth custom needs --oauth-token-url (and --oauth-authorization-url to authorize)")
+    if not args.oauth_client_id:
+        raise CommandError("--imap-oauth needs --oauth-client-id (from the app registered with the provider)")
+    fields.update(
+        imap_auth=ImapAuth.XOAUTH2,
+        oauth_provider=preset.name if preset else "",
+        oauth_client_id=args.oauth_client_id,
+        oauth_client_secret_encrypted=encrypt(_secret_from_env(args.oauth_client_secret_env)),
+        oauth_token_url=args.oauth_token_url,
+        oauth_authorization_url=args.oauth_authorization_url,
+        oauth_scope=args.oauth_scope,
+    )
+    refresh_token = _secret_from_env(args.oauth_refresh_token_env)
+    if refresh_token:
+        fields.update(
+            oauth_refresh_token_encrypted=encrypt(refresh_token),
+            oauth_access_token_encrypted="",
+            oauth_access_token_expires_at=None,
+        )
+    return preset.imap_host if preset else ""
+
+
+def cmd_mailbox_authorize(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.models import ImapAuth
+    from postdesk.transports.imap_fetcher import check_mailbox
+    from postdesk.transports.mailbox_oauth import authorize
+    from postdesk.transports.oauth2 import OAuthError
+
+    mailbox = _get_mailbox(args.address)
+    if mailbox.imap_auth != ImapAuth.XOAUTH2:
+        raise CommandError(f"mailbox {mailbox.address} logs in with a password; set it up with --imap-oauth first")
+
+    def show(url: str) -> None:
+        _out("Open this address in a browser, signed in as the mailbox's user, and allow access:")
+        _out(f"\n  {url}\n")
+        _out(f"Waiting up to {args.timeout:.0f} s for the provider to send the browser back ...")
+
+    try:
+        authorize(mailbox, show_url=show, port=args.port, timeout=args.timeout)
+    except OAuthError as exc:
+        raise CommandError(f"authorisation failed: {exc}") from None
+    _out(f"authorised: {mailbox.address} now logs in to IMAP with OAuth 2.0")
+    error = check_mailbox(mailbox)
+    if error:
+        _out(f"but the IMAP login does not work yet: {error}")
+        return EXIT_FAILED
+    _out("IMAP login checked: ok")
     return EXIT_OK
 
 
@@ -110,6 +180,7 @@ def cmd_mailbox_list(args: argparse.Namespace) -> int:
             "team": m.team.name if m.team else None,
             "active": m.active,
             "imap": f"{m.imap_user}@{m.imap_host}:{m.imap_port}/{m.imap_folder}" if m.has_imap else None,
+            "imap_auth": m.imap_auth if m.has_imap else None,
             "last_fetch_at": m.last_fetch_at.isoformat() if m.last_fetch_at else None,
             "last_error": m.last_error or None,
         }
@@ -121,7 +192,7 @@ def cmd_mailbox_list(args: argparse.Namespace) -> int:
     if not rows:
         _out("no mailboxes yet; add one with: postdesk mailbox add ADDRESS")
     for row in rows:
-        via = f"imap {row['imap']}" if row["imap"] else "smtp/import only"
+        via = f"imap {row['imap']} ({row['imap_auth']})" if row["imap"] else "smtp/import only"
         _out(f"{row['address']:<40} {row['team'] or '-':<16} {via}")
     return EXIT_OK
 
@@ -476,19 +547,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _check_mailboxes() -> list[str]:
     from postdesk.desk.models import Mailbox
-    from postdesk.desk.secrets_box import CredentialError, decrypt
+    from postdesk.transports.imap_fetcher import check_mailbox
 
     problems = []
     for mailbox in Mailbox.objects.filter(active=True):
         if not mailbox.has_imap:
             continue
-        try:
-            decrypt(mailbox.imap_password_encrypted)
-        except CredentialError as exc:
-            problems.append(f"{mailbox.address}: {exc}")
-            continue
-        from postdesk.transports.imap_fetcher import check_mailbox
-
+        # Undecryptable credentials, refused logins and OAuth token errors all come back as text.
         error = check_mailbox(mailbox)
         if error:
             problems.append(f"{mailbox.address}: {error}")
@@ -570,6 +635,32 @@ def build_parser() -> argparse.ArgumentParser:
     mb_add.add_argument("--imap-folder", default="INBOX")
     mb_add.add_argument("--imap-processed-folder", default="", help="move fetched mail here (default: mark seen)")
     mb_add.add_argument("--imap-no-ssl", action="store_true", help="plain IMAP (port 143), for local servers only")
+    mb_add.add_argument(
+        "--imap-oauth",
+        choices=["google", "microsoft", "custom"],
+        default="",
+        help="log in with OAuth 2.0 (XOAUTH2) instead of a password; google and microsoft fill in hosts and URLs",
+    )
+    mb_add.add_argument("--oauth-client-id", default="", metavar="ID")
+    mb_add.add_argument("--oauth-client-secret-env", default="", metavar="VAR", help="variable holding the secret")
+    mb_add.add_argument("--oauth-token-url", default="", metavar="URL", help="overrides the provider's")
+    mb_add.add_argument("--oauth-authorization-url", default="", metavar="URL", help="overrides the provider's")
+    mb_add.add_argument("--oauth-scope", default="", help="overrides the provider's")
+    mb_add.add_argument(
+        "--oauth-refresh-token-env",
+        default="",
+        metavar="VAR",
+        help="variable holding a refresh token obtained elsewhere (else run `mailbox authorize`)",
+    )
+    mb_auth = mailbox_sub.add_parser(
+        "authorize", help="grant an XOAUTH2 mailbox access in a browser (once; stores a refresh token)"
+    )
+    mb_auth.set_defaults(handler=cmd_mailbox_authorize)
+    mb_auth.add_argument("address")
+    mb_auth.add_argument(
+        "--port", type=int, default=0, help="loopback port for the redirect (fixed, for an SSH tunnel: ssh -L)"
+    )
+    mb_auth.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the browser")
     mb_list = mailbox_sub.add_parser("list", help="list mailboxes")
     mb_list.set_defaults(handler=cmd_mailbox_list)
     mb_list.add_argument("--json", action="store_true")

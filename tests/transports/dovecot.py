@@ -29,7 +29,7 @@ protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 mail_location = maildir:{root}/mail/%u/Maildir
 # Tests deliver into Maildir directories owned by nobody; speed over durability here.
 mail_fsync = never
@@ -39,11 +39,13 @@ first_valid_uid = 1
 auth_failure_delay = 0
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {root}/passwd
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = static
-  args = uid={mail_user} gid=nogroup home={root}/mail/%u
+  # allow_all_users: doveadm delivery must not ask the passdbs (the oauth2 one cannot look users up).
+  args = uid={mail_user} gid=nogroup home={root}/mail/%u allow_all_users=yes
 }}
 service imap-login {{
   chroot =
@@ -71,6 +73,25 @@ service stats {{
 """
 
 
+# Access tokens are checked by POSTing them to the identity provider's introspection endpoint (RFC 7662).
+_OAUTH_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf
+}}
+"""
+_OAUTH_CONFIG = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+username_format = %u
+active_attribute = active
+active_value = true
+"""
+
+
 class DovecotMissing(RuntimeError):
     """Dovecot is not installed: the IMAP tests must not pass by skipping."""
 
@@ -93,6 +114,8 @@ class Dovecot:
         self.config = self.root / "dovecot.conf"
         self.passwd = self.root / "passwd"
         self.port = 0
+        # Set before start() to accept XOAUTH2 logins whose tokens this URL vouches for.
+        self.oauth_introspection_url = ""
         self.process: subprocess.Popen[bytes] | None = None
         self._users: dict[str, str] = {}
         nobody = pwd.getpwnam(_MAIL_USER)
@@ -111,7 +134,18 @@ class Dovecot:
         if self.process is not None:
             raise RuntimeError("dovecot is already running")
         self.port = port or self.port or free_port()
-        self.config.write_text(_CONFIG.format(root=self.root, port=self.port, mail_user=_MAIL_USER))
+        oauth = bool(self.oauth_introspection_url)
+        if oauth:
+            (self.root / "oauth2.conf").write_text(_OAUTH_CONFIG.format(url=self.oauth_introspection_url))
+        self.config.write_text(
+            _CONFIG.format(
+                root=self.root,
+                port=self.port,
+                mail_user=_MAIL_USER,
+                oauth_mechanisms=" xoauth2 oauthbearer" if oauth else "",
+                oauth_passdb=_OAUTH_PASSDB.format(root=self.root) if oauth else "",
+            )
+        )
         log = (self.root / "master.out").open("ab")
         self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT)
         log.close()

@@ -24,6 +24,7 @@ MAILBOX_FORM = {
     "imap_port": "993",
     "imap_ssl": "on",
     "imap_user": "help",
+    "imap_auth": "password",
     "imap_password": "",
     "imap_folder": "INBOX",
     "imap_processed_folder": "",
@@ -73,6 +74,38 @@ def test_mailbox_passwords_are_stored_encrypted_and_never_shown(operator):  # ty
     mailbox.refresh_from_db()
     assert secrets_box.decrypt(mailbox.imap_password_encrypted) == "rotated"
     assert mailbox.smtp_password_encrypted == ""
+
+
+def test_oauth_secrets_are_write_only_and_a_new_refresh_token_drops_the_old_access_token(  # type: ignore[no-untyped-def]
+    operator,
+):
+    oauth = {
+        **MAILBOX_FORM,
+        "imap_auth": "xoauth2",
+        "oauth_provider": "microsoft",
+        "oauth_client_id": "app-1",
+        "oauth_client_secret": "client-s3cret",
+        "oauth_refresh_token": "refresh-s3cret",
+    }
+    assert operator.post("/admin/desk/mailbox/add/", oauth).status_code == 302
+    mailbox = Mailbox.objects.get(address="help@example.com")
+    assert secrets_box.decrypt(mailbox.oauth_client_secret_encrypted) == "client-s3cret"
+    assert secrets_box.decrypt(mailbox.oauth_refresh_token_encrypted) == "refresh-s3cret"
+    change_url = f"/admin/desk/mailbox/{mailbox.pk}/change/"
+    page = operator.get(change_url).content.decode()
+    assert "client-s3cret" not in page and "refresh-s3cret" not in page
+    assert "postdesk mailbox authorize" in page
+
+    Mailbox.objects.filter(pk=mailbox.pk).update(oauth_access_token_encrypted=secrets_box.encrypt("access-1"))
+    no_secrets = {k: v for k, v in oauth.items() if k not in ("oauth_client_secret", "oauth_refresh_token")}
+    assert operator.post(change_url, no_secrets).status_code == 302
+    mailbox.refresh_from_db()
+    assert secrets_box.decrypt(mailbox.oauth_client_secret_encrypted) == "client-s3cret"
+    assert mailbox.oauth_access_token_encrypted, "saving without a new token keeps the cached access token"
+    assert operator.post(change_url, {**oauth, "oauth_refresh_token": "refresh-2"}).status_code == 302
+    mailbox.refresh_from_db()
+    assert secrets_box.decrypt(mailbox.oauth_refresh_token_encrypted) == "refresh-2"
+    assert mailbox.oauth_access_token_encrypted == ""
 
 
 def test_mailbox_list_shows_fetch_state(operator, two_teams):  # type: ignore[no-untyped-def]

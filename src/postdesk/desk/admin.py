@@ -67,26 +67,45 @@ def _write_only_password(label: StrOrPromise) -> forms.CharField:
     )
 
 
+# Secrets typed in plain and stored only encrypted: form field name -> model field.
+_SECRET_FIELDS = {
+    "imap_password": "imap_password_encrypted",
+    "smtp_password": "smtp_password_encrypted",
+    "oauth_client_secret": "oauth_client_secret_encrypted",
+    "oauth_refresh_token": "oauth_refresh_token_encrypted",
+}
+
+
 class MailboxForm(MailboxFormBase):
-    """Passwords are typed in plain, stored only encrypted (secrets_box), and never shown back."""
+    """Passwords and OAuth secrets are typed in plain, stored only encrypted (secrets_box), never shown back."""
 
     imap_password = _write_only_password(_("IMAP password"))
     clear_imap_password = forms.BooleanField(label=_("Remove the stored IMAP password"), required=False)
+    oauth_client_secret = _write_only_password(_("OAuth client secret"))
+    clear_oauth_client_secret = forms.BooleanField(label=_("Remove the stored client secret"), required=False)
+    oauth_refresh_token = _write_only_password(_("OAuth refresh token"))
+    clear_oauth_refresh_token = forms.BooleanField(
+        label=_("Remove the stored refresh token (access must be granted again)"), required=False
+    )
     smtp_password = _write_only_password(_("SMTP password"))
     clear_smtp_password = forms.BooleanField(label=_("Remove the stored SMTP password"), required=False)
 
     class Meta:
         model = Mailbox
-        exclude = ["imap_password_encrypted", "smtp_password_encrypted"]
+        exclude = [*_SECRET_FIELDS.values(), "oauth_access_token_encrypted", "oauth_access_token_expires_at"]
 
     def save(self, commit: bool = True) -> Mailbox:
         mailbox = super().save(commit=False)
-        for kind in ("imap", "smtp"):
-            plain = self.cleaned_data.get(f"{kind}_password") or ""
+        for name, stored in _SECRET_FIELDS.items():
+            plain = self.cleaned_data.get(name) or ""
             if plain:
-                setattr(mailbox, f"{kind}_password_encrypted", secrets_box.encrypt(plain))
-            elif self.cleaned_data.get(f"clear_{kind}_password"):
-                setattr(mailbox, f"{kind}_password_encrypted", "")
+                setattr(mailbox, stored, secrets_box.encrypt(plain))
+            elif self.cleaned_data.get(f"clear_{name}"):
+                setattr(mailbox, stored, "")
+            if stored == "oauth_refresh_token_encrypted" and (plain or self.cleaned_data.get(f"clear_{name}")):
+                # An access token from the old grant must not outlive it.
+                mailbox.oauth_access_token_encrypted = ""
+                mailbox.oauth_access_token_expires_at = None
         if commit:
             mailbox.save()
             self.save_m2m()
@@ -121,11 +140,33 @@ class MailboxAdmin(MailboxAdminBase):
                     "imap_port",
                     "imap_ssl",
                     "imap_user",
+                    "imap_auth",
                     "imap_password",
                     "clear_imap_password",
                     "imap_folder",
                     "imap_processed_folder",
                 ]
+            },
+        ),
+        (
+            _("IMAP login with OAuth 2.0 (Gmail, Microsoft 365)"),
+            {
+                "classes": ["collapse"],
+                "description": _(
+                    "After saving, grant access once with: postdesk mailbox authorize ADDRESS. "
+                    "Empty URLs and scope take the provider's."
+                ),
+                "fields": [
+                    "oauth_provider",
+                    "oauth_client_id",
+                    "oauth_client_secret",
+                    "clear_oauth_client_secret",
+                    "oauth_authorization_url",
+                    "oauth_token_url",
+                    "oauth_scope",
+                    "oauth_refresh_token",
+                    "clear_oauth_refresh_token",
+                ],
             },
         ),
         (

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import URLValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -37,6 +38,14 @@ class AgentProfile(models.Model):
         return f"{self.user} ({self.role})"
 
 
+_web_url = URLValidator(schemes=["https", "http"])
+
+
+class ImapAuth(models.TextChoices):
+    PASSWORD = "password", _("Password")
+    XOAUTH2 = "xoauth2", _("OAuth 2.0 (XOAUTH2)")
+
+
 class Mailbox(models.Model):
     """A support address, how its mail comes in and goes out."""
 
@@ -50,6 +59,7 @@ class Mailbox(models.Model):
     imap_port = models.PositiveIntegerField(default=993)
     imap_ssl = models.BooleanField(default=True)
     imap_user = models.CharField(max_length=255, blank=True)
+    imap_auth = models.CharField(max_length=10, choices=ImapAuth.choices, default=ImapAuth.PASSWORD)
     imap_password_encrypted = models.TextField(blank=True)
     imap_folder = models.CharField(max_length=255, default="INBOX")
     imap_processed_folder = models.CharField(
@@ -57,6 +67,22 @@ class Mailbox(models.Model):
     )
     imap_uidvalidity = models.BigIntegerField(null=True, blank=True)
     imap_last_uid = models.BigIntegerField(default=0)
+
+    # XOAUTH2 (Gmail, Microsoft 365): the client registration, and the tokens `postdesk mailbox
+    # authorize` obtained; the access token is cached so that every process need not refresh it.
+    oauth_provider = models.CharField(
+        max_length=20,
+        blank=True,
+        choices=[("", _("Other (give the URLs)")), ("google", "Google"), ("microsoft", "Microsoft")],
+    )
+    oauth_client_id = models.CharField(max_length=255, blank=True)
+    oauth_client_secret_encrypted = models.TextField(blank=True)
+    oauth_authorization_url = models.CharField(max_length=500, blank=True, validators=[_web_url])
+    oauth_token_url = models.CharField(max_length=500, blank=True, validators=[_web_url])
+    oauth_scope = models.CharField(max_length=500, blank=True)
+    oauth_refresh_token_encrypted = models.TextField(blank=True)
+    oauth_access_token_encrypted = models.TextField(blank=True)
+    oauth_access_token_expires_at = models.DateTimeField(null=True, blank=True)
 
     smtp_host = models.CharField(max_length=255, blank=True)
     smtp_port = models.PositiveIntegerField(default=587)

@@ -6,8 +6,8 @@ UIDVALIDITY is tracked: when the server renumbers a folder we start again from U
 download but never a duplicate, because `accept_raw` dedupes by bytes and Message-ID (DESIGN.md §4).
 
 Errors, all caught and recorded on the mailbox (`last_error`), never raised to the caller:
-  FetchError            a clear, password-free message: cannot connect, login failed, connection lost,
-                        folder missing, credential undecryptable.
+  FetchError            a clear message free of passwords and tokens: cannot connect, login failed,
+                        connection lost, folder missing, credential undecryptable, OAuth token refused.
 A message whose `accept_raw` raises is skipped for this round (the rest still go in) and the folder
 position stays before it, so the next round retries it.
 """
@@ -30,8 +30,10 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from postdesk.desk.intake import accept_raw
-from postdesk.desk.models import Mailbox, Source
+from postdesk.desk.models import ImapAuth, Mailbox, Source
 from postdesk.desk.secrets_box import CredentialError, decrypt
+from postdesk.transports import mailbox_oauth
+from postdesk.transports.oauth2 import OAuthError
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,10 @@ def _redact(text: str, secret: str) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+class _LoginRefused(FetchError):
+    """The server answered but refused the credentials."""
+
+
 def _password(mailbox: Mailbox) -> str:
     try:
         return decrypt(mailbox.imap_password_encrypted)
@@ -109,24 +115,59 @@ def _password(mailbox: Mailbox) -> str:
         raise FetchError(str(exc)) from None
 
 
-def _connect(mailbox: Mailbox, password: str, timeout: float) -> IMAPClient:
-    """An authenticated client, or FetchError saying which of connecting or logging in failed."""
+def _access_token(mailbox: Mailbox, *, renew: bool) -> tuple[str, bool]:
+    """An OAuth access token and whether it was just issued (a cached one may have been revoked)."""
+    try:
+        if not renew:
+            cached = mailbox_oauth.cached_access_token(mailbox)
+            if cached:
+                return cached, False
+        return mailbox_oauth.fresh_access_token(mailbox), True
+    except (OAuthError, CredentialError) as exc:
+        raise FetchError(
+            _("cannot get an OAuth access token for %(user)s: %(reason)s") % {"user": mailbox.imap_user, "reason": exc}
+        ) from None
+
+
+def _connect(mailbox: Mailbox, timeout: float) -> tuple[IMAPClient, str]:
+    """An authenticated client and the secret it logged in with (to keep out of messages).
+
+    Raises FetchError saying which of the credentials, connecting or logging in failed. With XOAUTH2 a
+    cached access token the server refuses is renewed once, as the provider may have revoked it early.
+    """
+    if mailbox.imap_auth != ImapAuth.XOAUTH2:
+        password = _password(mailbox)
+        return _open(mailbox, password, timeout), password
+    token, issued = _access_token(mailbox, renew=False)
+    try:
+        return _open(mailbox, token, timeout), token
+    except _LoginRefused:
+        if issued:
+            raise
+    token, _issued = _access_token(mailbox, renew=True)
+    return _open(mailbox, token, timeout), token
+
+
+def _open(mailbox: Mailbox, secret: str, timeout: float) -> IMAPClient:
     where = _address(mailbox)
     try:
         client = IMAPClient(mailbox.imap_host, port=mailbox.imap_port, ssl=mailbox.imap_ssl, timeout=timeout)
     except _NETWORK_ERRORS as exc:
         raise FetchError(
-            _redact(_("cannot connect to %(where)s: %(reason)s") % {"where": where, "reason": _reason(exc)}, password)
+            _redact(_("cannot connect to %(where)s: %(reason)s") % {"where": where, "reason": _reason(exc)}, secret)
         ) from None
     try:
-        client.login(mailbox.imap_user, password)
+        if mailbox.imap_auth == ImapAuth.XOAUTH2:
+            client.oauth2_login(mailbox.imap_user, secret)
+        else:
+            client.login(mailbox.imap_user, secret)
     except LoginError as exc:
         _close(client)
-        raise FetchError(
+        raise _LoginRefused(
             _redact(
                 _("login failed for user %(user)s at %(where)s: %(reason)s")
                 % {"user": mailbox.imap_user, "where": where, "reason": _reason(exc)},
-                password,
+                secret,
             )
         ) from None
     except _NETWORK_ERRORS as exc:
@@ -135,7 +176,7 @@ def _connect(mailbox: Mailbox, password: str, timeout: float) -> IMAPClient:
             _redact(
                 _("connection to %(where)s lost while logging in: %(reason)s")
                 % {"where": where, "reason": _reason(exc)},
-                password,
+                secret,
             )
         ) from None
     return client
@@ -304,7 +345,7 @@ def _run_round(
 def _round_with_errors_recorded(
     client: IMAPClient,
     mailbox: Mailbox,
-    password: str,
+    secret: str,
     *,
     batch: int,
     should_stop: Callable[[], bool] = lambda: False,
@@ -313,14 +354,14 @@ def _round_with_errors_recorded(
     try:
         _run_round(client, mailbox, progress, batch=batch, should_stop=should_stop)
     except FetchError as exc:
-        message = _redact(str(exc), password)
+        message = _redact(str(exc), secret)
         _record_error(mailbox, message)
         return progress.report(message)
     except _NETWORK_ERRORS as exc:
         message = _redact(
             _("connection to %(where)s lost while fetching: %(reason)s")
             % {"where": _address(mailbox), "reason": _reason(exc)},
-            password,
+            secret,
         )
         _record_error(mailbox, message)
         return progress.report(message)
@@ -338,13 +379,12 @@ def fetch_once(mailbox: Mailbox, *, batch: int = DEFAULT_BATCH, timeout: float =
         message = _("mailbox %(address)s has no IMAP account configured") % {"address": mailbox.address}
         return FetchReport(uidvalidity=mailbox.imap_uidvalidity, last_uid=mailbox.imap_last_uid, error=message)
     try:
-        password = _password(mailbox)
-        client = _connect(mailbox, password, timeout)
+        client, secret = _connect(mailbox, timeout)
     except FetchError as exc:
         _record_error(mailbox, str(exc))
         return FetchReport(uidvalidity=mailbox.imap_uidvalidity, last_uid=mailbox.imap_last_uid, error=str(exc))
     try:
-        return _round_with_errors_recorded(client, mailbox, password, batch=batch)
+        return _round_with_errors_recorded(client, mailbox, secret, batch=batch)
     finally:
         _close(client)
 
@@ -354,18 +394,17 @@ def check_mailbox(mailbox: Mailbox, *, timeout: float = DEFAULT_TIMEOUT) -> str 
     if not mailbox.has_imap:
         return _("mailbox %(address)s has no IMAP account configured") % {"address": mailbox.address}
     try:
-        password = _password(mailbox)
-        client = _connect(mailbox, password, timeout)
+        client, secret = _connect(mailbox, timeout)
     except FetchError as exc:
         return str(exc)
     try:
         _select(client, mailbox, readonly=True)
     except FetchError as exc:
-        return _redact(str(exc), password)
+        return _redact(str(exc), secret)
     except _NETWORK_ERRORS as exc:
         return _redact(
             _("connection to %(where)s lost: %(reason)s") % {"where": _address(mailbox), "reason": _reason(exc)},
-            password,
+            secret,
         )
     finally:
         _close(client)
@@ -379,7 +418,9 @@ def _connection_key(mailbox: Mailbox) -> tuple[object, ...]:
         mailbox.imap_port,
         mailbox.imap_ssl,
         mailbox.imap_user,
+        mailbox.imap_auth,
         mailbox.imap_password_encrypted,
+        mailbox.oauth_refresh_token_encrypted,
         mailbox.imap_folder,
     )
 
@@ -465,8 +506,7 @@ class ImapFetcher:
     def _serve(self, mailbox: Mailbox) -> bool:
         """Rounds on one connection until stopped, reconfigured or an error; False after an error."""
         try:
-            password = _password(mailbox)
-            client = _connect(mailbox, password, self.timeout)
+            client, secret = _connect(mailbox, self.timeout)
         except FetchError as exc:
             _record_error(mailbox, str(exc))
             self._report(
@@ -477,7 +517,7 @@ class ImapFetcher:
         try:
             while not self._stop.is_set():
                 report = _round_with_errors_recorded(
-                    client, mailbox, password, batch=self.batch, should_stop=self._stop.is_set
+                    client, mailbox, secret, batch=self.batch, should_stop=self._stop.is_set
                 )
                 self._report(report)
                 close_old_connections()
@@ -493,7 +533,7 @@ class ImapFetcher:
                 if client.has_capability("IDLE"):
                     # Failed messages are retried at the poll interval, not only when new mail comes.
                     wait = min(self.idle_timeout, self.poll_interval) if report.failed else self.idle_timeout
-                    error = self._idle(client, mailbox, password, wait)
+                    error = self._idle(client, mailbox, secret, wait)
                     if error:
                         _record_error(mailbox, error)
                         self._report(FetchReport(uidvalidity=report.uidvalidity, last_uid=report.last_uid, error=error))
@@ -510,7 +550,7 @@ class ImapFetcher:
         finally:
             _close(client)
 
-    def _idle(self, client: IMAPClient, mailbox: Mailbox, password: str, wait: float) -> str:
+    def _idle(self, client: IMAPClient, mailbox: Mailbox, secret: str, wait: float) -> str:
         """Wait in IDLE until new mail, `wait` seconds or stop(); an error message, or "" when fine."""
         deadline = time.monotonic() + wait
         try:
@@ -536,7 +576,7 @@ class ImapFetcher:
             return _redact(
                 _("connection to %(where)s lost while waiting for mail: %(reason)s")
                 % {"where": _address(mailbox), "reason": _reason(exc)},
-                password,
+                secret,
             )
         return ""
 
