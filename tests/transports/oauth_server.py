@@ -126,7 +126,9 @@ class IdentityProvider:
     def authorize(self, query: dict[str, str]) -> str:
         redirect_uri = query.get("redirect_uri", "")
         if query.get("client_id") != self.client_id or query.get("code_challenge_method") != "S256":
-            return redirect_uri + "?" + urllib.parse.urlencode({"error": "invalid_request", "state": query.get("state")})
+            return (
+                redirect_uri + "?" + urllib.parse.urlencode({"error": "invalid_request", "state": query.get("state")})
+            )
         code = "code-" + secrets.token_urlsafe(12)
         with self._lock:
             self._codes[code] = _PendingCode(self._consenting_user, redirect_uri, query.get("code_challenge", ""))
@@ -150,7 +152,11 @@ class IdentityProvider:
                 pending = self._codes.pop(form.get("code", ""), None)
                 verifier = form.get("code_verifier", "")
                 challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-                if pending is None or pending.redirect_uri != form.get("redirect_uri") or pending.challenge != challenge:
+                if (
+                    pending is None
+                    or pending.redirect_uri != form.get("redirect_uri")
+                    or pending.challenge != challenge
+                ):
                     return 400, {"error": "invalid_grant", "error_description": "Bad code, redirect URI or verifier."}
                 return 200, self._issue(pending.username, with_refresh=True)
         return 400, {"error": "unsupported_grant_type"}

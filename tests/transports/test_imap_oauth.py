@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from dovecot import INSTALL_HINT, Dovecot, DovecotMissing
 from django.utils import timezone
+from dovecot import INSTALL_HINT, Dovecot, DovecotMissing
 from oauth_server import IdentityProvider
 
 from factories import make_mailbox, make_raw_mail
+from postdesk import cli
 from postdesk.cli import main
 from postdesk.desk.models import Conversation, ImapAuth, Mailbox
 from postdesk.desk.secrets_box import decrypt, encrypt
@@ -241,7 +242,9 @@ def test_cli_sets_up_an_oauth_mailbox(
     assert "--oauth-client-id" in capsys.readouterr().err
     assert main([*base, "--imap-oauth", "custom", "--oauth-client-id", "x"]) == 2
     assert "--oauth-token-url" in capsys.readouterr().err
-    assert main([*base, "--imap-oauth", "google", "--oauth-client-id", "id-1", "--oauth-client-secret-env", "NOPE"]) == 2
+    assert (
+        main([*base, "--imap-oauth", "google", "--oauth-client-id", "id-1", "--oauth-client-secret-env", "NOPE"]) == 2
+    )
     assert "NOPE is empty or unset" in capsys.readouterr().err
 
     assert (
@@ -269,3 +272,22 @@ def test_cli_sets_up_an_oauth_mailbox(
     make_mailbox("plain@acme.test")
     assert main(["mailbox", "authorize", "plain@acme.test"]) == 2
     assert "logs in with a password" in capsys.readouterr().err
+
+
+def test_cli_authorize_prints_the_consent_url_then_checks_the_login(
+    oauth_dovecot: Dovecot, idp: IdentityProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    oauth_mailbox(oauth_dovecot, idp)
+    idp.consent_as(USER)
+    printed: list[str] = []
+
+    def out(line: str) -> None:
+        printed.append(line)
+        if idp.authorization_url in line:
+            follow_in_browser(line.strip())
+
+    monkeypatch.setattr(cli, "_out", out)
+
+    assert main(["mailbox", "authorize", USER, "--timeout", "20"]) == 0
+    assert printed[-1] == "IMAP login checked: ok"
+    assert fetch_once(Mailbox.objects.get(address=USER)).ok
