@@ -72,7 +72,10 @@ bench-ingest: install-dev services ## ingest throughput on SQLite and PostgreSQL
 bench-parse: install-dev ## parsing and reply-split rates and quality against the stdlib and mail-parser-reply
 	$(BIN)/python bench/parse.py
 
+bench-corpus: install-dev ## every corpus: what Postdesk gets right, beside the stdlib and mail-parser-reply
+	$(BIN)/python bench/corpus.py
+
 clean: ## remove the virtualenv, caches and test data (keeps ./var)
 	rm -rf $(VENV) $(TEST_DATA_DIR) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
 
-.PHONY: help install install-dev run system-packages services lint test-sqlite test-postgres test bench-ingest bench-parse clean
+.PHONY: help install install-dev run system-packages services lint test-sqlite test-postgres test bench-ingest bench-parse bench-corpus clean

@@ -427,3 +427,31 @@ def test_unexpected_error_is_500_json_without_trace(api, deliver, monkeypatch): 
     text = assert_error(response, 500, "internal_error")
     assert "secret internal detail" not in response.content.decode()
     assert "logged" in text
+
+
+def test_files_inside_a_forwarded_mail_are_listed_and_downloadable(api, boss, deliver):  # type: ignore[no-untyped-def]
+    from email import message_from_bytes, policy
+
+    inner = make_raw_mail(subject="Invoice 42", attachments=(("invoice.pdf", "application/pdf", b"%PDF-1 inner"),))
+    outer = EmailMessage()
+    outer["From"] = "Alice Customer <alice@customer.test>"
+    outer["To"] = "support@example.com"
+    outer["Subject"] = "Fwd: Invoice 42"
+    outer["Message-ID"] = "<fwd-42@customer.test>"
+    outer.set_content("See the forwarded mail: the invoice is wrong.\n")
+    outer.add_attachment(message_from_bytes(inner, policy=policy.default))
+    message = deliver(make_mailbox(), bytes(outer))
+
+    detail = api.get(f"/api/v1/conversations/{message.conversation.number}/").json()
+    listed = detail["messages"][0]["attachments"]
+
+    assert [(a["filename"], a["enclosed_in"]) for a in listed] == [
+        ("Invoice 42.eml", ""),
+        ("invoice.pdf", "Invoice 42.eml"),
+    ]
+    response = api.get(listed[1]["url"])
+    assert b"".join(response.streaming_content) == b"%PDF-1 inner"
+    browser = Client()
+    browser.force_login(boss)
+    page = browser.get(f"/c/{message.conversation.number}/").content.decode()
+    assert "inside the forwarded mail Invoice 42.eml" in page

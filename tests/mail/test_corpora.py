@@ -19,6 +19,7 @@ CHECKS: dict[str, Callable[[], dict[str, str]]] = {
     "stalwart": corpus_checks.stalwart,
     "zbateson": corpus_checks.zbateson,
     "tnef": corpus_checks.tnef,
+    "spamscope": corpus_checks.spamscope,
     "flanker": corpus_checks.flanker,
     "flufl": corpus_checks.flufl,
     "sisimai": corpus_checks.sisimai,

@@ -78,7 +78,7 @@ class AttachmentSerializer(serializers.ModelSerializer[Attachment]):
 
     class Meta:
         model = Attachment
-        fields = ["id", "filename", "content_type", "size", "sha256", "content_id", "inline", "url"]
+        fields = ["id", "filename", "content_type", "size", "sha256", "content_id", "inline", "enclosed_in", "url"]
         read_only_fields = fields
 
     def get_url(self, attachment: Attachment) -> str:

@@ -272,6 +272,8 @@ class Attachment(models.Model):
     sha256 = models.CharField(max_length=64, db_index=True)
     content_id = models.CharField(max_length=998, blank=True)
     inline = models.BooleanField(default=False)
+    # The forwarded mail (.eml attachment of the same message) this file was inside, if any.
+    enclosed_in = models.CharField(max_length=500, blank=True)
 
     def __str__(self) -> str:
         return self.filename

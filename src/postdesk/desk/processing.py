@@ -381,6 +381,7 @@ def _create_or_append(
             sha256=attachment.sha256,
             content_id=_db_text(attachment.content_id or "", 998),
             inline=attachment.inline,
+            enclosed_in=_db_text(attachment.enclosed_in, 500),
         )
     _record_thread_refs(mailbox, conversation, parsed)
     return message

@@ -36,6 +36,9 @@ class Attachment:
     content: bytes = field(repr=False)
     content_id: str | None = None
     inline: bool = False
+    # The filename of the forwarded message (a message/rfc822 `.eml` attachment of the same mail)
+    # this file was found in; "" for the mail's own attachments.
+    enclosed_in: str = ""
 
     @property
     def size(self) -> int:
@@ -82,6 +85,9 @@ class ReplyParts:
     visible: str
     quoted: str
     signature: str
+    # The mail's HTML without the quoted history ("" when the mail has no HTML; the whole HTML when
+    # no history was found), for showing the reply as the sender formatted it.
+    visible_html: str = ""
 
 
 class AutomatedKind(StrEnum):

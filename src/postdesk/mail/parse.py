@@ -5,23 +5,35 @@ Problem codes (stable, kebab-case; `ParseProblem.detail` says more):
 - ``empty``: the input was empty or only whitespace.
 - ``internal-error``: an unexpected exception; the result is best effort.
 - ``no-headers``: no header block was recognised (binary garbage, a body without headers).
+- ``obsolete-header-syntax``: a header name followed by white space before its colon (RFC 5322 §4.5
+  allows it, the stdlib stops reading headers there); read as if the space were not there.
 - ``no-body``: neither text, HTML nor attachments.
 - ``missing-message-id``: no usable Message-ID (none is invented here).
 - ``missing-from``: no usable From address.
-- ``missing-date`` / ``bad-date``: Date absent, or present but unparsable (``date`` is None).
+- ``missing-date`` / ``bad-date``: Date absent, or present but unparsable (``date`` is None), or
+  readable only leniently (detail says so; ``date`` is set).
 - ``invalid-address``: an address in From/To/Cc/Reply-To could not be parsed; it was skipped.
 - ``bad-header``: a header value could not be decoded by ``policy.default``; decoded by hand.
-- ``raw-8bit-header``: a header held undeclared 8-bit bytes (RFC 5322 forbids, RFC 6532 allows UTF-8).
+- ``raw-8bit-header``: a header held undeclared 8-bit bytes (RFC 5322 forbids, RFC 6532 allows UTF-8);
+  detail: how they were decoded (the body's charset, a guess or a detector).
+- ``raw-utf7-header``: a header of a UTF-7 mail held undeclared UTF-7; decoded as UTF-7.
 - ``bad-encoded-word``: an RFC 2047 encoded word in an unknown charset or broken encoding.
-- ``charset-fallback``: a body part's declared charset was missing or wrong and another was used.
+- ``charset-fallback``: a declared charset (of a body part, an encoded word or an RFC 2231
+  parameter) was missing or wrong and another was used; detail: declared and used.
 - ``charset-unknown``: no charset fitted; decoded as windows-1252.
 - ``broken-multipart``: a multipart without a boundary or whose boundary never occurs; the body
   was kept as text.
 - ``mime-defect``: a structural defect reported by the stdlib parser (detail: the defect class).
 - ``nesting-too-deep``: multipart nesting beyond ``MAX_DEPTH``; deeper parts were ignored.
 - ``bad-attachment``: an attachment payload could not be decoded; the raw bytes were kept.
+- ``uuencoded-attachment``: a plain-text body held uuencoded files; they became attachments and
+  left the text (detail: the file names). ``bad-uuencode``: a block looked uuencoded but did
+  not decode; it stays in the text.
 - ``tnef-failed``: a winmail.dat could not be unpacked; it is kept as an attachment.
-- ``enclosed-message``: a message/rfc822 part was kept as an ``.eml`` attachment (detail: its subject).
+- ``tnef-rtf-body``: a winmail.dat's body exists only as RTF, which is not rendered; it is
+  attached as ``message.rtf``.
+- ``enclosed-message``: a message/rfc822 part was kept as an ``.eml`` attachment (detail: its
+  subject); the files inside it are attachments too, with ``enclosed_in`` naming the ``.eml``.
 """
 
 from __future__ import annotations
@@ -34,20 +46,23 @@ import mimetypes
 import quopri
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
 
+from postdesk.mail import tnef
 from postdesk.mail.body import html_to_text, sanitize_html
-from postdesk.mail.charsets import decode_bytes
+from postdesk.mail.charsets import Decoded, codec_name, decode_bytes, decode_utf7_runs
 from postdesk.mail.model import Address, Attachment, ParsedMessage, ParseProblem
+from postdesk.mail.uuencode import split_uuencoded
 
 MAX_DEPTH = 50
 MAX_PROBLEMS = 200
 _ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
+_UNSTRUCTURED_HEADERS = {"subject", "comments", "keywords", "thread-topic"}
 
 # RFC 2047 §2: =?charset?encoding?encoded-text?= ; real mail puts spaces and "?" inside Q text,
 # so the text part is matched lazily up to the next "?=".
@@ -57,6 +72,17 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _MSG_ID = re.compile(r"<\s*([^<>\s]+?)\s*>")
 _LINE_BREAKS = re.compile(r"\n|\r")
 _QUOTED_PAIR = re.compile(r"\\(.)")
+# RFC 5322 §4.5.1 obs-optional: white space may come between a field name and its colon.
+_OBSOLETE_FIELD_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:", re.MULTILINE)
+_OBSOLETE_FROM = re.compile(r"From[ \t]+:")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_SIGNATURE_TYPES = {
+    "application/pgp-signature",
+    "application/pkcs7-signature",
+    "application/x-pkcs7-signature",
+}
+# Problems from inside a forwarded message that concern what we take out of it (its files).
+_ENCLOSED_PROBLEMS = {"bad-attachment", "tnef-failed", "uuencoded-attachment", "enclosed-message", "nesting-too-deep"}
 
 
 class _RawPolicy(Compat32):
@@ -72,24 +98,33 @@ class _RawPolicy(Compat32):
 
 
 _POLICY = _RawPolicy()
+_UNSET = object()
 
 
 @dataclass
 class _State:
     """Mutable accumulator for one parse; frozen results are built from it at the end."""
 
+    root: Message | None = None
     problems: list[ParseProblem] = field(default_factory=list)
     text_parts: list[str] = field(default_factory=list)
     html_parts: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
-    hint_charset: str | None = None
     depth_reported: bool = False
+    _hint: object = _UNSET
 
     def problem(self, code: str, detail: str = "") -> None:
         if len(self.problems) < MAX_PROBLEMS:
             entry = ParseProblem(code, detail[:300])
             if entry not in self.problems:
                 self.problems.append(entry)
+
+    @property
+    def hint_charset(self) -> str | None:
+        """The charset the mail's text declares, for undeclared 8-bit (or UTF-7) header bytes; looked up once."""
+        if self._hint is _UNSET:
+            self._hint = _declared_text_charset(self.root) if self.root is not None else None
+        return self._hint if isinstance(self._hint, str) else None
 
 
 def parse(raw: bytes) -> ParsedMessage:
@@ -126,12 +161,12 @@ def _parse(raw: bytes, state: _State) -> ParsedMessage:
     if not raw or not raw.strip():
         state.problem("empty", "no bytes" if not raw else "only whitespace")
         return _empty(state)
-    msg = BytesParser(policy=_POLICY).parsebytes(raw)
-    state.hint_charset = _raw_param(msg, "charset")
+    msg = _parse_bytes(raw, state)
+    state.root = msg
 
     headers: list[tuple[str, str]] = []
     for name, value in msg.raw_items():
-        headers.append((name, _decode_header_value(str(value), state)))
+        headers.append((name, _decode_header_value(str(value), state, name)))
     if not headers:
         state.problem("no-headers")
 
@@ -143,7 +178,7 @@ def _parse(raw: bytes, state: _State) -> ParsedMessage:
         return None
 
     subject_raw = first("subject")
-    subject = " ".join(_decode_header_value(subject_raw, state).split()) if subject_raw else ""
+    subject = " ".join(_decode_header_value(subject_raw, state, "subject").split()) if subject_raw else ""
 
     message_id: str | None = None
     mid_raw = first("message-id")
@@ -204,6 +239,34 @@ def _parse(raw: bytes, state: _State) -> ParsedMessage:
     )
 
 
+def _parse_bytes(raw: bytes, state: _State) -> Message:
+    msg = BytesParser(policy=_POLICY).parsebytes(raw)
+    stopped = any(isinstance(d, email.errors.MissingHeaderBodySeparatorDefect) for d in msg.defects)
+    if not stopped and not _OBSOLETE_FROM.match(msg.get_unixfrom() or ""):
+        return msg
+    # The stdlib ends the header block at the first line that is not a header ("Fro :x",
+    # stalwart malformed/019) and takes a first "From :" for an mbox separator; both are
+    # fields under RFC 5322 §4.5.1, so close the gap and read again.
+    end = _HEADER_END.search(raw)
+    header_block = raw[: end.start()] if end else raw
+    repaired, count = _OBSOLETE_FIELD_NAME.subn(rb"\1:", header_block)
+    if not count:
+        return msg
+    state.problem("obsolete-header-syntax", f"{count} field name(s) with space before the colon")
+    return BytesParser(policy=_POLICY).parsebytes(repaired + raw[len(header_block) :])
+
+
+def _declared_text_charset(msg: Message) -> str | None:
+    """The first charset a text part declares that says more than ASCII or UTF-8 (those are tried anyway)."""
+    for part in iter_parts(msg):
+        if part.get_content_maintype() not in ("text", "multipart") and part is not msg:
+            continue
+        label = _raw_param(part, "charset")
+        if label and codec_name(label) not in (None, "ascii", "utf-8"):
+            return label
+    return None
+
+
 # --- headers -------------------------------------------------------------------------------
 
 
@@ -224,24 +287,32 @@ def _raw_to_str(value: str, state: _State | None) -> str:
             # UTF-8 cut inside the last character (Yahoo truncates long filenames, flanker
             # russian-attachment-yahoo): the text is UTF-8, only its final character is lost.
             return data.decode("utf-8", "replace")
-    high = sum(1 for byte in data if byte > 0x7F)
-    hint = state.hint_charset if state is not None else None
-    if high < 8:
-        # Too few bytes for charset-normalizer to judge (zbateson m2010: "J\xfcrgen"); after
-        # UTF-8 and the body's charset, windows-1252 is by far the likeliest legacy charset.
-        hint = hint or "windows-1252"
-    text, how = decode_bytes(data, None, hint)
-    if how != "utf-8" and state is not None:
-        # Raw UTF-8 in headers is legal under RFC 6532; anything else is a guess worth recording.
-        state.problem("raw-8bit-header", f"decoded as {how}")
-    return text
+    # No declaration applies to raw header bytes: the body's charset is the best hint, then
+    # windows-1252 for a few bytes (zbateson m2010 "J\xfcrgen"), then charset-normalizer.
+    decoded = decode_bytes(data, None, state.hint_charset if state is not None else None)
+    if state is not None:
+        state.problem("raw-8bit-header", f"decoded as {decoded.codec} ({decoded.how})")
+    return decoded.text
 
 
-def _decode_header_value(value: str | None, state: _State) -> str:
+def _decode_header_value(value: str | None, state: _State, name: str = "") -> str:
     """Decode one raw header value: raw 8-bit bytes, then RFC 2047 encoded words; unfolded."""
     if value is None:
         return ""
-    return _unfold(decode_encoded_words(value, state))
+    text = _unfold(decode_encoded_words(value, state))
+    if name.lower() in _UNSTRUCTURED_HEADERS:
+        text = _undeclared_utf7(text, state)
+    return text
+
+
+def _undeclared_utf7(text: str, state: _State) -> str:
+    """Headers of a UTF-7 mail are often raw UTF-7 too (zbateson m1011 "Fr+APY-sche"); only then decode them."""
+    if "+" not in text or codec_name(state.hint_charset) != "utf-7":
+        return text
+    decoded = decode_utf7_runs(text)
+    if decoded != text:
+        state.problem("raw-utf7-header", "decoded as utf-7, the body's charset")
+    return decoded
 
 
 def decode_encoded_words(text: str, state: _State | None = None) -> str:
@@ -258,10 +329,10 @@ def decode_encoded_words(text: str, state: _State | None = None) -> str:
 
     def flush() -> None:
         for charset, data in pending:
-            decoded, how = decode_bytes(data, charset)
-            if how in ("detected", "fallback") and state is not None:
-                state.problem("bad-encoded-word", f"charset {charset!r} decoded as {how}")
-            out.append(decoded)
+            decoded = decode_bytes(data, charset)
+            if state is not None:
+                _record_charset(state, "encoded word", charset, data, decoded)
+            out.append(decoded.text)
         pending.clear()
 
     for match in _ENCODED_WORD.finditer(text):
@@ -282,6 +353,21 @@ def decode_encoded_words(text: str, state: _State | None = None) -> str:
     flush()
     out.append(_raw_to_str(text[position:], state))
     return "".join(out)
+
+
+def _record_charset(state: _State, where: str, declared: str | None, data: bytes, decoded: Decoded) -> None:
+    """Record a problem for every charset guess; nothing when the declaration (or plain ASCII/UTF-8) held."""
+    how = decoded.how
+    if how == "declared":
+        return
+    if how == "utf-8" and (codec_name(declared) == "utf-8" or data.isascii()):
+        return
+    if how == "fallback":
+        state.problem("charset-unknown", f"{where}: declared {declared!r}")
+    elif how in ("detected", "guessed") and where == "encoded word":
+        state.problem("bad-encoded-word", f"charset {declared!r} decoded as {decoded.codec} ({how})")
+    else:
+        state.problem("charset-fallback", f"{where}: declared {declared!r}, decoded as {decoded.codec} ({how})")
 
 
 def _decode_word_payload(encoding: str, payload: str, state: _State | None) -> bytes:
@@ -315,6 +401,8 @@ def _parse_addresses(name: str, raw_value: str, state: _State) -> list[Address]:
     if not value.strip():
         return []
     result: list[Address] = []
+    if "@" in value and "<" in value:
+        value = _quote_address_like_names(value, name, state)
     parsed = _simple_addresses(value)
     if parsed is None:
         try:
@@ -333,8 +421,23 @@ def _parse_addresses(name: str, raw_value: str, state: _State) -> list[Address]:
         if "=?" in display:
             # Encoded words inside quotes break RFC 2047 §5 but are common; decode anyway.
             display = decode_encoded_words(display, state)
+        display = _undeclared_utf7(display, state)
         result.append(Address(address=addr, name=" ".join(display.split())))
     return result
+
+
+# An unquoted display name holding an @ before the real <address>: both stdlib parsers would take
+# the name for the address, which is how "support@yourbank.test <attacker@evil.test>" spoofs a sender.
+_ADDRESS_LIKE_NAME = re.compile(r'(^|,)(\s*)([^,"<>()]*@[^,"<>()]*?)\s*<([^<>@\s]+@[^<>\s]+)>')
+
+
+def _quote_address_like_names(value: str, name: str, state: _State) -> str:
+    def quote(match: re.Match[str]) -> str:
+        lead, space, display, addr = match.groups()
+        state.problem("address-like-display-name", f"{name}: {display.strip()!r} is the name of <{addr}>")
+        return f'{lead}{space}"{display.strip()}" <{addr}>'
+
+    return _ADDRESS_LIKE_NAME.sub(quote, value)
 
 
 # Syntax where `email.utils.getaddresses` and `policy.default` may disagree (comments, groups,
@@ -357,6 +460,16 @@ def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
     return pairs
 
 
+# The parts of an RFC 5322 date that survive most breakage: day, month name, year, hh:mm[:ss]
+# and a numeric zone when there is one (stalwart malformed/019 "10:00:t <rimap-test@…>").
+_LENIENT_DATE = re.compile(
+    r"(\d{1,2})\s+(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d{2,4})\s+"
+    r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([+-])(\d{2})(\d{2}))?",
+    re.IGNORECASE,
+)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
 def _parse_date(raw_value: str | None, state: _State) -> datetime | None:
     if raw_value is None:
         state.problem("missing-date")
@@ -365,11 +478,9 @@ def _parse_date(raw_value: str | None, state: _State) -> datetime | None:
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
-        state.problem("bad-date", value[:100])
-        return None
-    if parsed is None:  # pragma: no cover - older Pythons returned None
-        state.problem("bad-date", value[:100])
-        return None
+        lenient = _lenient_date(value)
+        state.problem("bad-date", value[:100] if lenient is None else f"read leniently: {value[:80]}")
+        return lenient
     if parsed.tzinfo is None:
         # RFC 5322 §3.3: "-0000" means the zone is unknown; UTC is the only sane reading.
         parsed = parsed.replace(tzinfo=UTC)
@@ -377,6 +488,32 @@ def _parse_date(raw_value: str | None, state: _State) -> datetime | None:
         return parsed.astimezone(UTC)
     except (OverflowError, ValueError):
         state.problem("bad-date", value[:100])
+        return None
+
+
+def _lenient_date(value: str) -> datetime | None:
+    match = _LENIENT_DATE.search(value)
+    if match is None:
+        return None
+    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    full_year = int(year)
+    if full_year < 100:  # RFC 5322 §4.3: two-digit years
+        full_year += 2000 if full_year < 50 else 1900
+    offset = timedelta(0)
+    if sign:
+        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes)) * (-1 if sign == "-" else 1)
+    try:
+        moment = datetime(
+            full_year,
+            _MONTHS.index(month[:3].lower()) + 1,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second or 0),
+            tzinfo=timezone(offset),
+        )
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
 
 
@@ -391,6 +528,28 @@ def _raw_param(part: Message, param: str, header: str = "content-type") -> str |
     if isinstance(value, tuple):
         value = email.utils.collapse_rfc2231_value(value)
     return str(value)
+
+
+def _text_param(part: Message, param: str, header: str, state: _State) -> str | None:
+    """A parameter meant for people (a file name): RFC 2231 charset and continuations, raw 8-bit bytes decoded."""
+    try:
+        value = part.get_param(param, header=header)
+    except Exception:
+        state.problem("bad-header", f"{header} {param}")
+        return None
+    if value is None:
+        return None
+    if not isinstance(value, tuple):
+        return _raw_to_str(str(value), state)
+    charset, _language, text = value
+    # The stdlib joins RFC 2231 continuations and leaves each octet as one character.
+    try:
+        data = str(text).encode("latin-1")
+    except UnicodeEncodeError:
+        data = str(text).encode("utf-8", "surrogateescape")
+    decoded = decode_bytes(data, charset or None, state.hint_charset)
+    _record_charset(state, f"{header} {param}", charset or None, data, decoded)
+    return decoded.text
 
 
 # --- body ----------------------------------------------------------------------------------
@@ -425,18 +584,24 @@ def _walk(part: Message, state: _State, depth: int) -> None:
         if not isinstance(payload, list):  # pragma: no cover - defensive
             return
         children = [child for child in payload if isinstance(child, Message)]
-        if ctype == "message/rfc822" or (ctype.startswith("message/") and ctype != "message/delivery-status"):
-            _enclosed_message(part, children, state)
-            return
         if ctype == "message/delivery-status":
             _delivery_status(children, state)
+            return
+        if ctype == "message/external-body":
+            _external_body(part, children, state)
+            return
+        if ctype.startswith("message/"):
+            _enclosed_message(part, children, state, depth)
             return
         if ctype == "multipart/alternative":
             _walk_alternative(children, state, depth)
             return
+        if ctype == "multipart/signed":
+            # RFC 1847 §2.1: the second part is the signature of the first; a detached
+            # signature is no file a person attached, and the mail text was re-encoded anyway.
+            children = children[:1] + [c for c in children[1:] if _content_type(c) not in _SIGNATURE_TYPES]
         for child in children:
-            if isinstance(child, Message):
-                _walk(child, state, depth + 1)
+            _walk(child, state, depth + 1)
         return
     if ctype.startswith("multipart/"):
         # The stdlib could not split it (missing or never-occurring boundary): keep the text.
@@ -450,17 +615,15 @@ def _walk_alternative(children: list[Message], state: _State, depth: int) -> Non
     """RFC 2046 §5.1.4: alternatives say the same thing; keep the first plain and first HTML rendering."""
     seen_text = seen_html = False
     for child in children:
-        if not isinstance(child, Message):
-            continue
         ctype = _content_type(child)
         if ctype == "text/plain" and not _is_attachment(child):
             if not seen_text:
                 seen_text = True
-                _leaf(child, state, ctype)
+                _leaf(child, state, ctype, body=True)
         elif ctype == "text/html" and not _is_attachment(child):
             if not seen_html:
                 seen_html = True
-                _leaf(child, state, ctype)
+                _leaf(child, state, ctype, body=True)
         else:
             _walk(child, state, depth + 1)
 
@@ -473,16 +636,11 @@ def _disposition(part: Message) -> str | None:
 
 
 def _filename(part: Message, state: _State) -> str | None:
-    name: str | None = None
-    try:
-        name = part.get_filename()
-    except Exception:
-        state.problem("bad-header", "filename")
-    if not name:
-        name = _raw_param(part, "filename", "content-disposition") or _raw_param(part, "name")
+    name = _text_param(part, "filename", "content-disposition", state) or _text_param(
+        part, "name", "content-type", state
+    )
     if not name:
         return None
-    name = _raw_to_str(name, state)
     if "\\" in name and '"' in str(part.get("content-disposition", "")) + str(part.get("content-type", "")):
         # RFC 2045 §5.1 quoted-string: "\X" is a quoted pair meaning "X", so a quoted
         # "C:\TEMP\a.png" is "C:TEMPa.png" (as policy.default and stalwart read it).
@@ -516,21 +674,26 @@ def _payload_bytes(part: Message, state: _State) -> bytes:
     return b""
 
 
-def _leaf(part: Message, state: _State, ctype: str) -> None:
+def _leaf(part: Message, state: _State, ctype: str, *, body: bool = False) -> None:
     disposition = _disposition(part)
     filename = _filename(part, state)
     data = _payload_bytes(part, state)
     is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment"
-    if is_body_text and (filename is None or (disposition == "inline" and ctype == "text/plain")):
+    # A named inline text part is the body when it comes first (some clients name the body),
+    # but after the body it is a file the sender attached inline, as Netscape did (JMAP's
+    # rule, RFC 8621 §4.1.4; stalwart legacy/030, legacy/042).
+    no_body_yet = not state.text_parts and not state.html_parts
+    named_body = disposition == "inline" and ctype == "text/plain" and (body or no_body_yet)
+    if is_body_text and (filename is None or named_body):
         text = _decode_text(part, data, state)
         if ctype == "text/html":
             state.html_parts.append(text)
         else:
             if (_raw_param(part, "format") or "").lower() == "flowed":
                 text = _unflow(text, (_raw_param(part, "delsp") or "").lower() == "yes")
-            state.text_parts.append(text.replace("\r\n", "\n"))
+            state.text_parts.append(_take_uuencoded(text.replace("\r\n", "\n"), state))
         return
-    is_tnef = ctype == "application/ms-tnef" or (filename or "").lower() == "winmail.dat"
+    is_tnef = ctype in ("application/ms-tnef", "application/vnd.ms-tnef") or (filename or "").lower() == "winmail.dat"
     if is_tnef and _unpack_tnef(data, state):
         return
     content_id = _content_id(part)
@@ -544,6 +707,21 @@ def _leaf(part: Message, state: _State, ctype: str) -> None:
             inline=inline,
         )
     )
+
+
+def _take_uuencoded(text: str, state: _State) -> str:
+    """Move uuencoded files out of a plain-text body into attachments (old gateways, Lotus Notes, Outlook 2000)."""
+    found = split_uuencoded(text)
+    for broken in found.broken:
+        state.problem("bad-uuencode", broken)
+    if not found.files:
+        return text
+    for item in found.files:
+        name = re.split(r"[\\/]", item.filename)[-1] or _default_name("application/octet-stream", 1)
+        guessed = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+        state.attachments.append(Attachment(filename=name, content_type=guessed, content=item.content))
+    state.problem("uuencoded-attachment", ", ".join(item.filename for item in found.files))
+    return found.text
 
 
 def _content_id(part: Message) -> str | None:
@@ -565,12 +743,9 @@ def _default_name(ctype: str, index: int) -> str:
 
 def _decode_text(part: Message, data: bytes, state: _State) -> str:
     declared = _raw_param(part, "charset")
-    text, how = decode_bytes(data, declared)
-    if how == "fallback":
-        state.problem("charset-unknown", f"declared {declared!r}")
-    elif how != "declared" and (declared is not None or any(b > 0x7F for b in data)):
-        state.problem("charset-fallback", f"declared {declared!r}, decoded as {how}")
-    return text
+    decoded = decode_bytes(data, declared)
+    _record_charset(state, "body", declared, data, decoded)
+    return decoded.text
 
 
 def _unflow(text: str, delsp: bool) -> str:
@@ -598,27 +773,83 @@ def _unflow(text: str, delsp: bool) -> str:
     return "\n".join(out)
 
 
-def _enclosed_message(part: Message, children: list[Message], state: _State) -> None:
+def _enclosed_message(part: Message, children: list[Message], state: _State, depth: int) -> None:
+    """Keep a forwarded message as an ``.eml`` attachment, and its files as attachments of their own."""
     inner = children[0] if children else None
+    if inner is not None:
+        inner = _decode_enclosed(part, inner, state)
     subject = ""
     data = b""
-    if isinstance(inner, Message):
+    if inner is not None:
         subject_raw: str | None = None
         for name, value in inner.raw_items():
             if name.lower() == "subject":
                 subject_raw = str(value)
                 break
-        subject = _decode_header_value(subject_raw, state).strip() if subject_raw else ""
+        subject = _decode_header_value(subject_raw, state, "subject").strip() if subject_raw else ""
         data = _message_bytes(inner)
+    # The sender's own name for the part comes first (stalwart rfc/008 "attached_email.eml",
+    # thirdparty/015 "training-mail.txt"), then the forwarded subject.
     safe = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", subject).strip(" ._")[:100]
+    filename = _filename(part, state) or f"{safe or 'message'}.eml"
     state.problem("enclosed-message", subject[:200])
     state.attachments.append(
         Attachment(
-            filename=f"{safe or 'message'}.eml",
+            filename=filename,
             content_type="message/rfc822",
             content=data,
             content_id=_content_id(part),
             inline=False,
+        )
+    )
+    if inner is None:
+        return
+    # The forwarded message's own files, so an agent need not open the .eml to reach them.
+    # Its text stays inside the .eml: it is not what this sender wrote.
+    inner_state = _State(root=inner, depth_reported=state.depth_reported)
+    _walk(inner, inner_state, depth + 1)
+    state.depth_reported = inner_state.depth_reported
+    for found in inner_state.problems:
+        if found.code in _ENCLOSED_PROBLEMS:
+            state.problem(found.code, found.detail)
+    for attachment in inner_state.attachments:
+        if attachment.content_type == "message/delivery-status":
+            # Our rendering of a forwarded bounce's report, not a file: left in, it would
+            # make the customer who forwarded a bounce look like a bounce themselves.
+            continue
+        # Content-IDs belong to the forwarded message's HTML; left on, they could stand in
+        # for images the outer message's HTML refers to.
+        state.attachments.append(replace(attachment, content_id=None, enclosed_in=attachment.enclosed_in or filename))
+
+
+def _decode_enclosed(part: Message, inner: Message, state: _State) -> Message:
+    """RFC 2046 §5.2.1 forbids encoding message/rfc822, yet base64 happens (stalwart rfc/008): decode and re-read."""
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if encoding not in ("base64", "quoted-printable"):
+        return inner
+    text = _message_bytes(inner).lstrip(b"\r\n")
+    try:
+        raw = (
+            base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", text))
+            if encoding == "base64"
+            else quopri.decodestring(text)
+        )
+    except (binascii.Error, ValueError):
+        state.problem("bad-attachment", f"message/rfc822 in broken {encoding}")
+        return inner
+    return BytesParser(policy=_POLICY).parsebytes(raw)
+
+
+def _external_body(part: Message, children: list[Message], state: _State) -> None:
+    """RFC 2046 §5.2.3: a reference to a file stored elsewhere; keep the reference under the file's name."""
+    name = _text_param(part, "name", "content-type", state)
+    filename = re.split(r"[\\/]", name)[-1] if name else ""
+    state.attachments.append(
+        Attachment(
+            filename=filename or _default_name("message/external-body", len(state.attachments) + 1),
+            content_type="message/external-body",
+            content=_message_bytes(children[0]) if children else b"",
+            content_id=_content_id(part),
         )
     )
 
@@ -643,8 +874,6 @@ def _delivery_status(blocks: list[Message], state: _State) -> None:
     """
     lines: list[str] = []
     for block in blocks:
-        if not isinstance(block, Message):
-            continue
         for name, value in block.raw_items():
             lines.append(f"{name}: {_raw_to_str(_unfold(str(value)), state)}")
         lines.append("")
@@ -660,31 +889,30 @@ def _delivery_status(blocks: list[Message], state: _State) -> None:
 def _unpack_tnef(data: bytes, state: _State) -> bool:
     """Extract the files inside an Outlook winmail.dat; False (and a problem) when that fails."""
     try:
-        from tnefparse import TNEF
-
-        tnef = TNEF(data, do_checksum=False)
-        found: list[Attachment] = []
-        for index, item in enumerate(tnef.attachments, start=1):
-            name = item.long_filename() or item.name
-            if isinstance(name, bytes):
-                name = decode_bytes(name)[0]
-            name = str(name).strip("\x00").strip() or f"Untitled Attachment {index}"
-            payload = item.data if isinstance(item.data, bytes) else b""
-            guessed = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
-            found.append(Attachment(filename=name, content_type=guessed, content=payload))
-        html_body = tnef.htmlbody
-        if html_body and not state.html_parts:
-            state.html_parts.append(html_body if isinstance(html_body, str) else decode_bytes(html_body)[0])
-        body = tnef.body
-        if body and not state.text_parts:
-            state.text_parts.append(body if isinstance(body, str) else decode_bytes(body)[0])
-    except Exception as exc:  # tnefparse raises many kinds of errors on broken streams
-        state.problem("tnef-failed", f"{type(exc).__name__}: {exc}")
+        content = tnef.unpack(data)
+    except tnef.TnefError as exc:
+        state.problem("tnef-failed", str(exc))
         return False
-    if not found and not (tnef.htmlbody or tnef.body):
+    if not content.files and not (content.html or content.text or content.rtf):
         state.problem("tnef-failed", "no attachments or body inside")
         return False
-    state.attachments.extend(found)
+    had_body = bool(state.text_parts or state.html_parts)
+    if content.html and not state.html_parts:
+        html = content.html
+        state.html_parts.append(html if isinstance(html, str) else decode_bytes(html).text)
+    if content.text and not state.text_parts:
+        state.text_parts.append(content.text.replace("\r\n", "\n"))
+    if content.rtf and not had_body and not (content.html or content.text):
+        # Outlook's "rich text" mail: the body exists only as RTF inside the winmail.dat. We do
+        # not render RTF, so hand it over as a file rather than show an empty mail.
+        state.problem("tnef-rtf-body", "the body is RTF only; attached as message.rtf")
+        state.attachments.append(
+            Attachment(filename="message.rtf", content_type="application/rtf", content=content.rtf)
+        )
+    for item in content.files:
+        state.attachments.append(
+            Attachment(filename=item.filename, content_type=item.content_type, content=item.content)
+        )
     return True
 
 
