@@ -681,3 +681,15 @@ def test_a_forwarded_bounce_does_not_make_the_forward_a_bounce() -> None:
     msg = parse(make_mail(body, content_type=ctype))
     assert [a.content_type for a in msg.attachments] == ["message/rfc822"]
     assert detect_automated(msg).kind is None
+
+
+def test_content_type_folded_without_semicolon_is_repaired() -> None:
+    body = "こんにちは、注文が届きません。".encode("iso-2022-jp")
+    raw = (
+        b"From: a@example.com\nSubject: x\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"
+        b'--B\nContent-Type: text/plain\n    charset="iso-2022-jp"\n\n' + body + b"\n--B--\n"
+    )
+    msg = parse(raw)
+    assert msg.text.strip() == "こんにちは、注文が届きません。"
+    assert msg.attachments == ()
+    assert "bad-content-type" in {p.code for p in msg.problems}

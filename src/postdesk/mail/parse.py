@@ -555,11 +555,26 @@ def _text_param(part: Message, param: str, header: str, state: _State) -> str | 
 # --- body ----------------------------------------------------------------------------------
 
 
-def _content_type(part: Message) -> str:
+# "text/plain\n    charset=..." with the ";" missing, as some gateways fold it (sisimai lhost-x1-02).
+_MISSING_SEMICOLON = re.compile(r"\s*([\w.+-]+/[\w.+-]+)\s+([\w-]+\s*=.*)", re.DOTALL)
+
+
+def _content_type(part: Message, state: _State | None = None) -> str:
     try:
-        return part.get_content_type().lower()
+        ctype = part.get_content_type().lower()
     except Exception:
         return "application/octet-stream"
+    if not any(ch.isspace() for ch in ctype):
+        return ctype
+    raw = str(part.get("Content-Type", ""))
+    missing = _MISSING_SEMICOLON.fullmatch(raw)
+    if missing is None:
+        return ctype.split()[0]
+    # Repaired in place, so that the charset and name parameters are found too.
+    part.replace_header("Content-Type", f"{missing[1]}; {missing[2]}")
+    if state is not None:
+        state.problem("bad-content-type", f"missing ';' in {' '.join(raw.split())[:100]}")
+    return part.get_content_type().lower()
 
 
 def _record_defects(part: Message, state: _State) -> None:
@@ -576,7 +591,7 @@ def _walk(part: Message, state: _State, depth: int) -> None:
             state.problem("nesting-too-deep", f"more than {MAX_DEPTH} levels")
             state.depth_reported = True
         return
-    ctype = _content_type(part)
+    ctype = _content_type(part, state)
     if depth > 0:
         _record_defects(part, state)
     if part.is_multipart():
@@ -615,7 +630,7 @@ def _walk_alternative(children: list[Message], state: _State, depth: int) -> Non
     """RFC 2046 §5.1.4: alternatives say the same thing; keep the first plain and first HTML rendering."""
     seen_text = seen_html = False
     for child in children:
-        ctype = _content_type(child)
+        ctype = _content_type(child, state)
         if ctype == "text/plain" and not _is_attachment(child):
             if not seen_text:
                 seen_text = True
