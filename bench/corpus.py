@@ -38,6 +38,7 @@ import corpus_checks  # noqa: E402
 from corpus_checks import CaseResult, PairCounts, ThreadCase, analyse_fully  # noqa: E402
 
 from parse import mpr_visible  # noqa: E402  (bench/parse.py: mail-parser-reply as Postdesk once used it)
+from postdesk.mail.body import html_to_text  # noqa: E402
 from postdesk.mail.model import Address, Attachment, ParsedMessage, ParseProblem, ReplyParts  # noqa: E402
 
 T = TypeVar("T")
@@ -194,6 +195,14 @@ def corpora() -> tuple[Corpus, ...]:
             (
                 Engine("postdesk", analyse_fully, c.talon_cases),
                 Engine("mail-parser-reply", None, lambda: c.talon_cases(mpr_split)),
+            ),
+        ),
+        Corpus(
+            "talon-html",
+            None,
+            (
+                Engine("postdesk", None, c.talon_html_cases),
+                Engine("mail-parser-reply", None, lambda: c.talon_html_cases(lambda h: mpr_split(html_to_text(h)))),
             ),
         ),
     )

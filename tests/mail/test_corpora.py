@@ -25,6 +25,7 @@ CHECKS: dict[str, Callable[[], dict[str, str]]] = {
     "sisimai": corpus_checks.sisimai,
     "discourse": corpus_checks.discourse,
     "talon": corpus_checks.talon,
+    "talon_html": corpus_checks.talon_html,
 }
 
 

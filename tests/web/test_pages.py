@@ -229,6 +229,31 @@ def test_mail_html_lives_in_a_sandboxed_frame(two_teams, deliver):  # type: igno
     assert "cid:logo123" not in body
 
 
+def test_formatted_reply_hides_the_quoted_history_until_asked(two_teams, deliver):  # type: ignore[no-untyped-def]
+    msg = EmailMessage()
+    msg["From"] = "Xavier <xavier@x-customer.test>"
+    msg["To"] = "x@support.test"
+    msg["Subject"] = "Re: Refund"
+    msg.set_content("The refund has still not arrived.")
+    msg.add_alternative(
+        "<div>The refund has <b>still</b> not arrived.</div>"
+        '<div class="gmail_quote"><div class="gmail_attr">On Mon, 2 Nov 2026 at 10:00, Support wrote:</div>'
+        "<blockquote>We sent the refund yesterday.</blockquote></div>",
+        subtype="html",
+    )
+    message = deliver(two_teams.mailbox_x, bytes(msg))
+    client = logged_in(two_teams.agent_x)
+    frame_url = f"/c/{message.conversation.number}/m/{message.pk}/html"
+
+    visible = client.get(frame_url).content.decode()
+    full = client.get(frame_url + "?full=1").content.decode()
+
+    assert "<b>still</b>" in visible and "We sent the refund yesterday" not in visible
+    assert "<b>still</b>" in full and "We sent the refund yesterday" in full
+    assert f'href="{frame_url}?full=1"' in client.get(f"/c/{message.conversation.number}/").content.decode()
+    assert logged_in(two_teams.agent_y).get(frame_url + "?full=1").status_code == 404
+
+
 def test_admin_role_opens_any_thread(two_teams):  # type: ignore[no-untyped-def]
     boss = make_agent("boss2@example.org", role=Role.ADMIN)
     assert logged_in(boss).get(f"/c/{two_teams.conversation_y.number}/").status_code == 200

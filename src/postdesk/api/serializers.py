@@ -110,6 +110,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "text",
             "html",
             "visible_text",
+            "visible_html",
             "quoted_text",
             "signature",
             "automated_kind",

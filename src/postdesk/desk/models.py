@@ -243,6 +243,8 @@ class Message(models.Model):
     text = models.TextField(blank=True)
     html = models.TextField(blank=True, help_text="sanitised")
     visible_text = models.TextField(blank=True)
+    # The sanitised HTML without its quoted history; empty when the HTML holds no history to cut.
+    visible_html = models.TextField(blank=True)
     quoted_text = models.TextField(blank=True)
     signature = models.TextField(blank=True)
     automated_kind = models.CharField(max_length=20, blank=True)

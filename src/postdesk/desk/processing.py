@@ -37,7 +37,7 @@ from postdesk.desk.models import (
 )
 from postdesk.mail import thread_keys
 from postdesk.mail.automated import detect_automated
-from postdesk.mail.body import split_reply
+from postdesk.mail.body import split_message_reply
 from postdesk.mail.model import Address, AutomatedKind, AutomatedVerdict, ParsedMessage, ReplyParts
 from postdesk.mail.parse import parse
 
@@ -85,7 +85,7 @@ def process_received_mail(received_mail_id: int, *, now: datetime | None = None)
         raw = default_store().get(row.raw_sha256)
         parsed = steps.run("parse", lambda: parse(raw), _describe_parse)
         verdict = steps.run("detect-automated", lambda: detect_automated(parsed), _describe_verdict)
-        reply = steps.run("extract-reply", lambda: split_reply(parsed.text), _describe_reply)
+        reply = steps.run("extract-reply", lambda: split_message_reply(parsed), _describe_reply)
         # Before the transaction: the fsyncs must not hold the database's write lock.
         steps.run("store-attachments", lambda: _store_attachments(parsed), lambda n: f"{n} stored")
         with transaction.atomic():
@@ -364,6 +364,8 @@ def _create_or_append(
         text=_db_text(parsed.text),
         html=_db_text(parsed.html),
         visible_text=_db_text(reply.visible),
+        # Stored only when history was cut, so the HTML of a new mail is not kept twice.
+        visible_html=_db_text(reply.visible_html) if reply.visible_html != parsed.html else "",
         quoted_text=_db_text(reply.quoted),
         signature=_db_text(reply.signature),
         automated_kind=verdict.kind.value if verdict.kind else "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from postdesk.mail.automated import detect_automated
-from postdesk.mail.body import split_reply
+from postdesk.mail.body import split_message_reply
 from postdesk.mail.model import Address, AutomatedVerdict, ParsedMessage, ReplyParts
 from postdesk.mail.parse import parse
 
@@ -23,9 +23,9 @@ def analyse(raw: bytes) -> MailAnalysis:
     """Parse `raw`, split the reply and judge whether a machine sent it; never raises."""
     parsed = parse(raw)
     try:
-        reply = split_reply(parsed.text)
-    except Exception:  # a pattern bug must not lose the mail: show it all as the reply
-        reply = ReplyParts(visible=parsed.text, quoted="", signature="")
+        reply = split_message_reply(parsed)
+    except Exception:  # a pattern or HTML bug must not lose the mail: show it all as the reply
+        reply = ReplyParts(visible=parsed.text, quoted="", signature="", visible_html=parsed.html)
     try:
         automated = detect_automated(parsed)
     except Exception as exc:
@@ -53,6 +53,7 @@ def analysis_to_json(a: MailAnalysis) -> dict[str, object]:
         "text": p.text,
         "html": p.html,
         "visible_text": a.reply.visible,
+        "visible_html": a.reply.visible_html,
         "signature": a.reply.signature,
         "attachments": [
             {
@@ -62,6 +63,7 @@ def analysis_to_json(a: MailAnalysis) -> dict[str, object]:
                 "sha256": att.sha256,
                 "content_id": att.content_id,
                 "inline": att.inline,
+                "enclosed_in": att.enclosed_in or None,
             }
             for att in p.attachments
         ],

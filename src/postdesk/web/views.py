@@ -143,9 +143,13 @@ def _inline_images(message: Message, html: str) -> str:
 @xframe_options_sameorigin
 @agent_page
 def message_html(request: HttpRequest, number: int, message_id: int) -> HttpResponse:
-    """The sanitised HTML body as its own document, for the sandboxed frame on the thread page."""
+    """The sanitised HTML body as its own document, for the sandboxed frame on the thread page.
+
+    Without its quoted history unless `?full=1` asks for the whole mail.
+    """
     message = _message_in(request, number, message_id)
-    body = _inline_images(message, message.html)
+    html = message.html if request.GET.get("full") == "1" else (message.visible_html or message.html)
+    body = _inline_images(message, html)
     document = (
         '<!doctype html><html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">'
         '<base target="_blank"></head><body>' + body + "</body></html>"
