@@ -7,6 +7,9 @@ DATA_DIR ?= $(CURDIR)/var
 TEST_DATA_DIR := $(CURDIR)/.test-data
 PG_TEST_URL ?= postgres://$(shell id -un)@127.0.0.1:5432/postdesk
 APT_PACKAGES := dovecot-imapd
+# The shared mail corpora beside the checkout, or where this workplace keeps them for clones elsewhere.
+POSTDESK_CORPORA ?= $(firstword $(wildcard $(CURDIR)/../shared/corpora) /work/shared/corpora)
+export POSTDESK_CORPORA
 
 .DEFAULT_GOAL := help
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+from corpora_path import CORPORA
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
-CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
+from corpora_path import CORPORA
+
+__all__ = ["CORPORA", "make_mail", "multipart", "part"]
 
 
 def make_mail(
