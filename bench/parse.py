@@ -173,7 +173,22 @@ def main(argv: list[str] | None = None) -> int:
     if trimmed:
         found, leaked, n, replies = correctness(trimmed, ours, probes)
         print(f"{'postdesk, quote_trimmed replies only':48} {found:13.2f}% {leaked:12.2f}%   ({n} mails)")
+    print_by_language(rows, ours, theirs, probes)
     return 0
+
+
+def print_by_language(
+    rows: list[dict[str, Any]], ours: dict[str, str], theirs: dict[str, str], probes: dict[str, str]
+) -> None:
+    """Quoted history left in the visible text, per language of the mail, Postdesk beside mail-parser-reply."""
+    print()
+    print(f"{'quote leaked by language':24} {'replies':>8} {'postdesk':>9} {'mail-parser-reply':>18}")
+    for lang in sorted({row.get("lang") or "?" for row in rows}):
+        subset = [row for row in rows if (row.get("lang") or "?") == lang]
+        _, leaked_ours, _, replies = correctness(subset, ours, probes)
+        _, leaked_theirs, _, _ = correctness(subset, theirs, probes)
+        if replies:
+            print(f"{lang:24} {replies:8d} {leaked_ours:8.2f}% {leaked_theirs:17.2f}%")
 
 
 if __name__ == "__main__":
