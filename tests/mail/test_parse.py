@@ -595,7 +595,7 @@ def test_tnef_file_ending_in_zero_bytes_keeps_them() -> None:
     assert msg.attachments[0].content == document
 
 
-def test_tnef_with_only_an_rtf_body_hands_the_rtf_over() -> None:
+def test_tnef_with_only_an_rtf_body_shows_its_text_and_hands_the_rtf_over() -> None:
     tnef_path = CORPORA / "mimekit-tnef" / "rtf.tnef"
     if not tnef_path.exists():
         pytest.skip(f"LOUD: corpus file {tnef_path} is missing")
@@ -612,7 +612,12 @@ def test_tnef_with_only_an_rtf_body_hands_the_rtf_over() -> None:
     msg = parse(raw)
     assert [a.filename for a in msg.attachments] == ["message.rtf"]
     assert msg.attachments[0].content.startswith(b"{\\rtf1")
-    assert ("tnef-rtf-body", "the body is RTF only; attached as message.rtf") in problems(raw)
+    assert "-- Greg Greg Allen Senior Engineer" in " ".join(msg.text.split())
+    assert "\\rtf1" not in msg.text and "\\par" not in msg.text
+    assert (
+        "tnef-rtf-body",
+        "the body is RTF only; shown as text, the original attached as message.rtf",
+    ) in problems(raw)
 
 
 def test_files_inside_a_forwarded_message_are_attachments_too() -> None:

@@ -30,8 +30,8 @@ Problem codes (stable, kebab-case; `ParseProblem.detail` says more):
   left the text (detail: the file names). ``bad-uuencode``: a block looked uuencoded but did
   not decode; it stays in the text.
 - ``tnef-failed``: a winmail.dat could not be unpacked; it is kept as an attachment.
-- ``tnef-rtf-body``: a winmail.dat's body exists only as RTF, which is not rendered; it is
-  attached as ``message.rtf``.
+- ``tnef-rtf-body``: a winmail.dat's body exists only as RTF; its text becomes the body and the
+  RTF is attached as ``message.rtf``.
 - ``enclosed-message``: a message/rfc822 part was kept as an ``.eml`` attachment (detail: its
   subject); the files inside it are attachments too, with ``enclosed_in`` naming the ``.eml``.
 """
@@ -45,13 +45,15 @@ import email.utils
 import mimetypes
 import quopri
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
+
+from striprtf.striprtf import rtf_to_text as _untyped_rtf_to_text
 
 from postdesk.mail import tnef
 from postdesk.mail.body import html_to_text, sanitize_html
@@ -918,9 +920,13 @@ def _unpack_tnef(data: bytes, state: _State) -> bool:
     if content.text and not state.text_parts:
         state.text_parts.append(content.text.replace("\r\n", "\n"))
     if content.rtf and not had_body and not (content.html or content.text):
-        # Outlook's "rich text" mail: the body exists only as RTF inside the winmail.dat. We do
-        # not render RTF, so hand it over as a file rather than show an empty mail.
-        state.problem("tnef-rtf-body", "the body is RTF only; attached as message.rtf")
+        # Outlook's "rich text" mail: the body exists only as RTF inside the winmail.dat. Its text
+        # becomes the body; the RTF stays attached for its formatting.
+        text = _rtf_text(content.rtf)
+        if text:
+            state.text_parts.append(text)
+        shown = "shown as text" if text else "no text could be read from it"
+        state.problem("tnef-rtf-body", f"the body is RTF only; {shown}, the original attached as message.rtf")
         state.attachments.append(
             Attachment(filename="message.rtf", content_type="application/rtf", content=content.rtf)
         )
@@ -929,6 +935,20 @@ def _unpack_tnef(data: bytes, state: _State) -> bool:
             Attachment(filename=item.filename, content_type=item.content_type, content=item.content)
         )
     return True
+
+
+# striprtf ships py.typed but leaves its one function unannotated.
+rtf_to_text: Callable[..., str] = _untyped_rtf_to_text
+
+
+def _rtf_text(rtf: bytes) -> str:
+    """The text of an RTF document ("" when it cannot be read); RTF is 7-bit, with its code page declared inside."""
+    try:
+        text = rtf_to_text(rtf.decode("latin-1"), errors="ignore")
+    except Exception:  # a broken document must not lose the mail: the RTF stays attached
+        return ""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return "\n".join(lines).strip()
 
 
 def iter_parts(msg: Message) -> Iterator[Message]:
