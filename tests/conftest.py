@@ -23,6 +23,14 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     settings.CONFIG = original
 
 
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    """Sign-in throttling counts live in the cache: no test inherits another's wrong passwords."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def huey_inline() -> None:
     """Jobs queued in tests run at once, in the test's thread, against the test database."""

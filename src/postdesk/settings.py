@@ -147,6 +147,22 @@ def _huey() -> dict[str, Any]:
 
 HUEY = _huey()
 
+
+def _caches() -> dict[str, Any]:
+    # Sign-in throttling counts here: shared through Redis when there is one, else per process.
+    if CONFIG.redis_url:
+        return {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": CONFIG.redis_url,
+                "KEY_PREFIX": CONFIG.queue_name,
+            }
+        }
+    return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+CACHES = _caches()
+
 POSTDESK_SMTP_MAX_BYTES = CONFIG.smtp_max_bytes
 POSTDESK_REOPEN_WINDOW_DAYS = 14
 POSTDESK_SUBJECT_THREAD_WINDOW_DAYS = 30

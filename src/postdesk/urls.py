@@ -3,6 +3,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from postdesk.web.login_throttle import ThrottledAdminAuthenticationForm
+
+# The admin's sign-in counts wrong passwords like the agent login does.
+admin.site.login_form = ThrottledAdminAuthenticationForm
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("postdesk.api.urls")),

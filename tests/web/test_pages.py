@@ -59,6 +59,54 @@ def test_login_and_logout(two_teams):  # type: ignore[no-untyped-def]
     assert client.get("/").status_code == 302
 
 
+GOOD = "correct horse battery staple"
+
+
+def test_wrong_passwords_throttle_that_account_from_that_address(two_teams):  # type: ignore[no-untyped-def]
+    attacker = Client(REMOTE_ADDR="203.0.113.7")
+    for _ in range(5):
+        assert attacker.post("/login/", {"username": "ax@example.org", "password": "guess"}).status_code == 200
+
+    refused = attacker.post("/login/", {"username": "AX@example.org", "password": GOOD})
+
+    assert refused.status_code == 429
+    assert b"Too many wrong passwords. Try again in 15 minutes." in refused.content
+    assert "_auth_user_id" not in attacker.session
+    # The agent at their own desk, and other accounts, are not locked out by someone else's guessing.
+    assert (
+        Client(REMOTE_ADDR="198.51.100.2").post("/login/", {"username": "ax@example.org", "password": GOOD}).status_code
+        == 302
+    )
+    assert attacker.post("/login/", {"username": "ay@example.org", "password": GOOD}).status_code == 302
+
+
+def test_one_address_guessing_many_accounts_is_throttled(two_teams):  # type: ignore[no-untyped-def]
+    attacker = Client(REMOTE_ADDR="203.0.113.8")
+    for number in range(20):
+        attacker.post("/login/", {"username": f"user{number}@example.org", "password": "guess"})
+    assert attacker.post("/login/", {"username": "ay@example.org", "password": GOOD}).status_code == 429
+
+
+def test_a_right_password_clears_the_count(two_teams):  # type: ignore[no-untyped-def]
+    client = Client(REMOTE_ADDR="198.51.100.3")
+    for _ in range(4):
+        client.post("/login/", {"username": "ax@example.org", "password": "typo"})
+    assert client.post("/login/", {"username": "ax@example.org", "password": GOOD}).status_code == 302
+    client.logout()
+    for _ in range(4):
+        client.post("/login/", {"username": "ax@example.org", "password": "typo"})
+    assert client.post("/login/", {"username": "ax@example.org", "password": GOOD}).status_code == 302
+
+
+def test_admin_sign_in_is_throttled_too(two_teams):  # type: ignore[no-untyped-def]
+    attacker = Client(REMOTE_ADDR="203.0.113.9")
+    for _ in range(5):
+        attacker.post("/admin/login/", {"username": two_teams.superuser.username, "password": "guess"})
+    page = attacker.post("/admin/login/", {"username": two_teams.superuser.username, "password": "pw-root-123"})
+    assert b"Too many wrong passwords" in page.content
+    assert "_auth_user_id" not in attacker.session
+
+
 # --- list ----------------------------------------------------------------------------------------
 
 

@@ -4,13 +4,18 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path
 
 from postdesk.web import views
+from postdesk.web.login_throttle import ThrottledAuthenticationForm
 
 app_name = "web"
 
 urlpatterns: list[URLPattern] = [
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
+        views.LoginView.as_view(
+            template_name="web/login.html",
+            redirect_authenticated_user=True,
+            authentication_form=ThrottledAuthenticationForm,
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="web:login"), name="logout"),

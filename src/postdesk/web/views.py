@@ -14,7 +14,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.http import urlencode
@@ -44,6 +47,16 @@ MAX_INLINE_TOTAL = 8 * 1024 * 1024
 _CID_SRC = re.compile(r'src="cid:([^"]+)"', re.IGNORECASE)
 
 View = Callable[..., HttpResponse]
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, answering 429 while wrong passwords have throttled the account or address."""
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.has_error(NON_FIELD_ERRORS, "throttled"):
+            response.status_code = 429
+        return response
 
 
 def agent_page(view: View) -> View:
