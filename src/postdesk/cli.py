@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from postdesk.config import ConfigError
+from postdesk.desk.errors import PostdeskError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -226,14 +227,91 @@ def cmd_admin_add(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     """Print a new API token for an existing user; only its hash is stored."""
     _setup_django()
-    from django.contrib.auth import get_user_model
-    from knox.models import AuthToken
+    from postdesk.desk.people import new_token
 
-    user = get_user_model().objects.filter(username=args.email.strip().lower(), is_active=True).first()
-    if user is None:
-        raise CommandError(f"no active user {args.email!r}; add one with: postdesk admin add EMAIL")
-    _instance, token = AuthToken.objects.create(user=user)
-    _out(token)
+    _out(new_token(args.email))
+    return EXIT_OK
+
+
+def cmd_team_add(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.people import add_team
+
+    team, created = add_team(args.name, args.mailbox)
+    mailboxes = ", ".join(team.mailboxes.order_by("address").values_list("address", flat=True)) or "none yet"
+    _out(f"{'added' if created else 'updated'} team {team.name} (mailboxes: {mailboxes})")
+    return EXIT_OK
+
+
+def cmd_team_list(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.models import Team
+
+    rows = [
+        {
+            "name": team.name,
+            "mailboxes": list(team.mailboxes.order_by("address").values_list("address", flat=True)),
+            "agents": list(team.agents.order_by("user__username").values_list("user__username", flat=True)),
+        }
+        for team in Team.objects.order_by("name")
+    ]
+    if args.json:
+        _out(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        _out("no teams yet; add one with: postdesk team add NAME --mailbox ADDRESS")
+    for row in rows:
+        _out(f"{row['name']:<24} mailboxes: {', '.join(row['mailboxes']) or '-'}; agents: {len(row['agents'])}")
+    return EXIT_OK
+
+
+def cmd_agent_add(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.people import add_agent
+
+    added = add_agent(
+        args.email,
+        teams=args.team,
+        role=args.role,
+        name=args.name,
+        password=_secret_from_env(args.password_env),
+    )
+    teams = ", ".join(added.profile.teams.order_by("name").values_list("name", flat=True)) or "-"
+    action = "added" if added.created else "updated"
+    _out(f"{action} {added.profile.role} {added.profile.user.username} (teams: {teams})", sys.stderr)
+    if added.password:
+        _out(f"password: {added.password}", sys.stderr)
+    # Only the token goes to standard output, so that a script can capture it: TOKEN=$(postdesk agent add ...)
+    _out(added.token)
+    return EXIT_OK
+
+
+def cmd_agent_token(args: argparse.Namespace) -> int:
+    return cmd_token(args)
+
+
+def cmd_agent_list(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.models import AgentProfile
+
+    profiles = AgentProfile.objects.select_related("user").prefetch_related("teams").order_by("user__username")
+    rows: list[dict[str, Any]] = [
+        {
+            "email": profile.user.username,
+            "name": profile.user.get_full_name(),
+            "role": profile.role,
+            "teams": sorted(team.name for team in profile.teams.all()),
+            "active": profile.user.is_active,
+        }
+        for profile in profiles
+    ]
+    if args.json:
+        _out(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        _out("no agents yet; add one with: postdesk agent add EMAIL --team NAME")
+    for row in rows:
+        _out(f"{row['email']:<32} {row['role']:<13} {', '.join(row['teams']) or '-'}")
     return EXIT_OK
 
 
@@ -676,6 +754,41 @@ def build_parser() -> argparse.ArgumentParser:
     add("token", cmd_token, "print a new API token for a user (use it as: Authorization: Token ...)").add_argument(
         "email"
     )
+
+    team = sub.add_parser("team", help="add and list teams")
+    team_sub = team.add_subparsers(dest="team_command", required=True, metavar="ACTION")
+    tm_add = team_sub.add_parser("add", help="add a team, or give an existing one mailboxes")
+    tm_add.set_defaults(handler=cmd_team_add)
+    tm_add.add_argument("name")
+    tm_add.add_argument(
+        "--mailbox", action="append", default=[], metavar="ADDRESS", help="a mailbox the team answers (repeatable)"
+    )
+    tm_list = team_sub.add_parser("list", help="list teams with their mailboxes and agents")
+    tm_list.set_defaults(handler=cmd_team_list)
+    tm_list.add_argument("--json", action="store_true")
+
+    agent = sub.add_parser("agent", help="add agents, list them, issue API tokens")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    ag_add = agent_sub.add_parser(
+        "add", help="add or update an agent; prints a new API token (and a generated password to stderr)"
+    )
+    ag_add.set_defaults(handler=cmd_agent_add)
+    ag_add.add_argument("email")
+    ag_add.add_argument("--team", action="append", default=[], metavar="NAME", help="a team of theirs (repeatable)")
+    ag_add.add_argument(
+        "--role",
+        default="agent",
+        choices=["admin", "supervisor", "agent", "collaborator"],
+        help="collaborators may only add notes (default: agent)",
+    )
+    ag_add.add_argument("--name", default="", help="full name, shown to colleagues")
+    ag_add.add_argument("--password-env", default="", metavar="VAR", help="variable holding a password to set")
+    ag_token = agent_sub.add_parser("token", help="print a fresh API token for an agent")
+    ag_token.set_defaults(handler=cmd_agent_token)
+    ag_token.add_argument("email")
+    ag_list = agent_sub.add_parser("list", help="list agents with their role and teams")
+    ag_list.set_defaults(handler=cmd_agent_list)
+    ag_list.add_argument("--json", action="store_true")
     add("demo", cmd_demo, "create the demo admin and the demo mailbox support@example.com")
 
     ingest = add("ingest", cmd_ingest, "import .eml files, mbox files and Maildir folders into a mailbox")
@@ -711,6 +824,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except (CommandError, ConfigError) as exc:
         _out(f"postdesk {args.command}: {exc}", sys.stderr)
+        return EXIT_USAGE
+    except PostdeskError as exc:
+        _out(f"postdesk {args.command}: {exc.user_message}", sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

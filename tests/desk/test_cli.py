@@ -195,7 +195,7 @@ def test_token_prints_a_working_api_token(capsys: pytest.CaptureFixture[str]) ->
     response = Client().get("/api/v1/conversations/", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200, response.content
     assert main(["token", "nobody@acme.test"]) == 2
-    assert "no active user" in capsys.readouterr().err
+    assert "no active agent" in capsys.readouterr().err
 
 
 @pytest.mark.pure
