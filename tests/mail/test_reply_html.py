@@ -327,3 +327,37 @@ def test_split_keeps_every_word_once(pieces: list[str]) -> None:
         return
     assert words(html_to_text(parts.visible)) + words(html_to_text(parts.quoted)) == words(html_to_text(html))
     assert words(html_to_text(parts.visible))  # a cut never leaves the reply empty
+
+
+OUTLOOK_HEADER_BLOCK = (
+    "Please see the invoice below, the VAT number is wrong.\n\n"
+    "From: Billing <billing@supplier.test>\n"
+    "Sent: Monday, 2 November 2026 10:00\n"
+    "To: Bea <bea@customer.test>\n"
+    "Subject: Invoice 42\n\n"
+    "Invoice 42: VAT number DE999999999, total 120.00 EUR.\n"
+)
+
+
+def test_an_outlook_forward_keeps_the_forwarded_mail_visible() -> None:
+    forwarded = analyse(make_mail(OUTLOOK_HEADER_BLOCK, subject="FW: Invoice 42")).reply
+    replied = analyse(make_mail(OUTLOOK_HEADER_BLOCK, subject="RE: Invoice 42")).reply
+
+    assert "VAT number DE999999999" in forwarded.visible
+    assert forwarded.quoted == ""
+    assert "VAT number DE999999999" not in replied.visible
+    assert "VAT number DE999999999" in replied.quoted
+
+
+def test_an_html_forward_keeps_the_forwarded_mail_in_the_visible_html() -> None:
+    html = (
+        "<div>See below, the VAT number is wrong.</div><hr>"
+        '<div id="divRplyFwdMsg"><b>From:</b> Billing &lt;billing@supplier.test&gt;<br>'
+        "<b>Sent:</b> Monday, 2 November 2026 10:00<br><b>Subject:</b> Invoice 42</div>"
+        "<div>Invoice 42: VAT number DE999999999</div>"
+    )
+    ctype, body = multipart("alternative", part("text/html", html))
+    forwarded = analyse(make_mail(body, subject="FW: Invoice 42", content_type=ctype)).reply
+    replied = analyse(make_mail(body, subject="RE: Invoice 42", content_type=ctype)).reply
+    assert "DE999999999" in forwarded.visible_html and "DE999999999" in forwarded.visible
+    assert "DE999999999" not in replied.visible_html

@@ -12,6 +12,7 @@ import pytest
 from mail_factory import CORPORA
 
 from postdesk.mail.thread_keys import (
+    is_forward_subject,
     make_message_id,
     normalize_subject,
     reply_token_from_address,
@@ -91,3 +92,26 @@ def test_thread_index_root() -> None:
     assert thread_index_root("not base64 !!") is None
     assert thread_index_root(base64.b64encode(b"short").decode()) is None
     assert thread_index_root("") is None
+
+
+@pytest.mark.parametrize(
+    ("subject", "forward"),
+    [
+        ("FW: Invoice 42", True),
+        ("Fwd: Invoice 42", True),
+        ("WG: Rechnung", True),
+        ("TR: Facture", True),
+        ("RV: Factura", True),
+        ("Пересл: Счёт", True),
+        ("转发：发票", True),
+        ("[billing] Fwd: Invoice", True),
+        ("Invoice (fwd)", True),
+        ("RE: FW: Invoice 42", False),
+        ("Re: Invoice 42", False),
+        ("AW: Rechnung", False),
+        ("Forward planning for Q3", False),
+        ("Fwd", False),
+    ],
+)
+def test_is_forward_subject(subject: str, forward: bool) -> None:
+    assert is_forward_subject(subject) is forward

@@ -19,6 +19,7 @@ from lxml import etree
 
 from postdesk.mail.model import ParsedMessage, ReplyParts
 from postdesk.mail.reply import quoted_lines, split_reply
+from postdesk.mail.thread_keys import is_forward_subject
 
 __all__ = [
     "HtmlReplyParts", "html_to_text", "sanitize_html", "split_message_reply", "split_reply", "split_reply_html",
@@ -492,8 +493,15 @@ def split_message_reply(parsed: ParsedMessage) -> ReplyParts:
     The text part decides, except when it is the HTML rendered to text (no text part was sent,
     or one with the very same words): then the HTML's quote structure decides, because
     rendering loses the quote containers a client marks its history with.
+
+    A forward ("FW: …") keeps everything visible: below the sender's note is the mail they want
+    us to read, even when its header block looks exactly like a reply's (Outlook).
     """
     reply = split_reply(parsed.text)
+    if is_forward_subject(parsed.subject):
+        if reply.quoted:
+            reply = ReplyParts(visible=parsed.text.replace("\r\n", "\n").strip(), quoted="", signature="")
+        return replace(reply, visible_html=parsed.html)
     if not parsed.html:
         return reply
     if not reply.quoted and not _has_quote_structure(parsed.html):

@@ -30,6 +30,15 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 _FWD_PAREN = re.compile(r"\((?:fwd|fw)\)", re.IGNORECASE)
+# The prefixes among them that mean "forwarded" (Outlook FW/WG/TR/RV/ENC, Foxmail 转发, Yandex Пересл …).
+_FORWARD_WORDS = frozenset(
+    {"fwd", "fw", "wg", "tr", "enc", "rv", "doorst", "pd", "i", "ilt", "fs", "továbbítás",
+     "пересл", "переслать", "пересилання", "轉寄", "转发", "转寄", "転送", "هدایت", "بازارسال"}
+)  # fmt: skip
+_FIRST_PREFIX = re.compile(
+    rf"^(?:\[[^\[\]:：]{{1,60}}\]\s*)?[\[(]?\s*({_PREFIX_ALTERNATION})\s*(?:\[\d+\]|\(\d+\)|\^\d+)?\s*[:;：]",
+    re.IGNORECASE,
+)
 # A mailing-list or ticket tag at the front: "[users] ...", "[#1234] ..."; no colon inside so
 # "[Fwd: ...]" bracketed forwards are handled by _PREFIX instead.
 _TAG = re.compile(r"^\[[^\[\]:：]{1,60}\]\s*")
@@ -40,6 +49,14 @@ _TOKEN = r"[a-z0-9]{8,32}"
 _TOKEN_RE = re.compile(rf"^{_TOKEN}$")
 _ADDRESS_TOKEN = re.compile(rf"^[^@+]+\+({_TOKEN})@[^@]+$", re.IGNORECASE)
 _MESSAGE_ID_TOKEN = re.compile(rf"^<?pd\.({_TOKEN})\.[A-Za-z0-9_-]+@[^@>]+>?$", re.IGNORECASE)
+
+
+def is_forward_subject(subject: str) -> bool:
+    """True when the subject's first prefix says the mail is a forward ("FW: …", "WG: …", "转发: …")."""
+    if _FWD_PAREN.search(subject):
+        return True
+    match = _FIRST_PREFIX.match(subject.strip())
+    return match is not None and match.group(1).lower() in _FORWARD_WORDS
 
 
 def normalize_subject(subject: str) -> str:
