@@ -144,41 +144,25 @@ class Corpus:
     engines: tuple[Engine, ...]
 
 
+def _beside_stdlib(name: str, folder: str, cases: Callable[..., list[CaseResult]]) -> Corpus:
+    """A parser corpus: Postdesk's parse and the stdlib's through the same checks."""
+    return Corpus(
+        name,
+        folder,
+        (
+            Engine("postdesk", analyse_fully, cases),
+            Engine("stdlib", stdlib_read, lambda: cases(stdlib_read)),
+        ),
+    )
+
+
 def corpora() -> tuple[Corpus, ...]:
     c = corpus_checks
     return (
-        Corpus(
-            "stalwart",
-            "stalwart-mail-parser",
-            (
-                Engine("postdesk", analyse_fully, c.stalwart_cases),
-                Engine("stdlib", stdlib_read, lambda: c.stalwart_cases(stdlib_read)),
-            ),
-        ),
-        Corpus(
-            "zbateson",
-            "zbateson-mail-mime-parser",
-            (
-                Engine("postdesk", analyse_fully, c.zbateson_cases),
-                Engine("stdlib", stdlib_read, lambda: c.zbateson_cases(stdlib_read)),
-            ),
-        ),
-        Corpus(
-            "spamscope",
-            "spamscope-mail-parser",
-            (
-                Engine("postdesk", analyse_fully, c.spamscope_cases),
-                Engine("stdlib", stdlib_read, lambda: c.spamscope_cases(stdlib_read)),
-            ),
-        ),
-        Corpus(
-            "mimekit-tnef",
-            "mimekit-tnef",
-            (
-                Engine("postdesk", analyse_fully, c.tnef_cases),
-                Engine("stdlib", stdlib_read, lambda: c.tnef_cases(stdlib_read)),
-            ),
-        ),
+        _beside_stdlib("stalwart", "stalwart-mail-parser", c.stalwart_cases),
+        _beside_stdlib("zbateson", "zbateson-mail-mime-parser", c.zbateson_cases),
+        _beside_stdlib("spamscope", "spamscope-mail-parser", c.spamscope_cases),
+        _beside_stdlib("mimekit-tnef", "mimekit-tnef", c.tnef_cases),
         Corpus("flanker", "flanker", (Engine("postdesk", analyse_fully, c.flanker_cases),)),
         Corpus("flufl-bounce", "flufl-bounce", (Engine("postdesk", analyse_fully, c.flufl_cases),)),
         Corpus("sisimai", "sisimai-bounces", (Engine("postdesk", analyse_fully, c.sisimai_cases),)),

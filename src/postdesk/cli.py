@@ -187,14 +187,25 @@ def cmd_mailbox_list(args: argparse.Namespace) -> int:
         }
         for m in Mailbox.objects.select_related("team").order_by("address")
     ]
-    if args.json:
+
+    def line(row: dict[str, Any]) -> str:
+        via = f"imap {row['imap']} ({row['imap_auth']})" if row["imap"] else "smtp/import only"
+        return f"{row['address']:<40} {row['team'] or '-':<16} {via}"
+
+    return _print_rows(
+        rows, as_json=args.json, empty="no mailboxes yet; add one with: postdesk mailbox add ADDRESS", line=line
+    )
+
+
+def _print_rows(rows: list[dict[str, Any]], *, as_json: bool, empty: str, line: Callable[[dict[str, Any]], str]) -> int:
+    """The listing commands' output: the rows as JSON, or a line each (a hint when there are none)."""
+    if as_json:
         _out(json.dumps(rows, indent=2))
         return EXIT_OK
     if not rows:
-        _out("no mailboxes yet; add one with: postdesk mailbox add ADDRESS")
+        _out(empty)
     for row in rows:
-        via = f"imap {row['imap']} ({row['imap_auth']})" if row["imap"] else "smtp/import only"
-        _out(f"{row['address']:<40} {row['team'] or '-':<16} {via}")
+        _out(line(row))
     return EXIT_OK
 
 
@@ -247,22 +258,23 @@ def cmd_team_list(args: argparse.Namespace) -> int:
     _setup_django()
     from postdesk.desk.models import Team
 
-    rows = [
+    teams = Team.objects.prefetch_related("mailboxes", "agents__user").order_by("name")
+    rows: list[dict[str, Any]] = [
         {
             "name": team.name,
-            "mailboxes": list(team.mailboxes.order_by("address").values_list("address", flat=True)),
-            "agents": list(team.agents.order_by("user__username").values_list("user__username", flat=True)),
+            "mailboxes": sorted(mailbox.address for mailbox in team.mailboxes.all()),
+            "agents": sorted(profile.user.username for profile in team.agents.all()),
         }
-        for team in Team.objects.order_by("name")
+        for team in teams
     ]
-    if args.json:
-        _out(json.dumps(rows, indent=2))
-        return EXIT_OK
-    if not rows:
-        _out("no teams yet; add one with: postdesk team add NAME --mailbox ADDRESS")
-    for row in rows:
-        _out(f"{row['name']:<24} mailboxes: {', '.join(row['mailboxes']) or '-'}; agents: {len(row['agents'])}")
-    return EXIT_OK
+    return _print_rows(
+        rows,
+        as_json=args.json,
+        empty="no teams yet; add one with: postdesk team add NAME --mailbox ADDRESS",
+        line=lambda row: (
+            f"{row['name']:<24} mailboxes: {', '.join(row['mailboxes']) or '-'}; agents: {len(row['agents'])}"
+        ),
+    )
 
 
 def cmd_agent_add(args: argparse.Namespace) -> int:
@@ -305,14 +317,12 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
         }
         for profile in profiles
     ]
-    if args.json:
-        _out(json.dumps(rows, indent=2))
-        return EXIT_OK
-    if not rows:
-        _out("no agents yet; add one with: postdesk agent add EMAIL --team NAME")
-    for row in rows:
-        _out(f"{row['email']:<32} {row['role']:<13} {', '.join(row['teams']) or '-'}")
-    return EXIT_OK
+    return _print_rows(
+        rows,
+        as_json=args.json,
+        empty="no agents yet; add one with: postdesk agent add EMAIL --team NAME",
+        line=lambda row: f"{row['email']:<32} {row['role']:<13} {', '.join(row['teams']) or '-'}",
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
