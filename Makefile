@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/var
 TEST_DATA_DIR := $(CURDIR)/.test-data
 PG_TEST_URL ?= postgres://$(shell id -un)@127.0.0.1:5432/postdesk
-APT_PACKAGES := dovecot-imapd
+APT_PACKAGES := dovecot-imapd chromium fonts-noto-cjk
 # The shared mail corpora beside the checkout, or where this workplace keeps them for clones elsewhere.
 POSTDESK_CORPORA ?= $(firstword $(wildcard $(CURDIR)/../shared/corpora) /work/shared/corpora)
 export POSTDESK_CORPORA

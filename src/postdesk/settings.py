@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "knox",
     "drf_spectacular",
     "huey.contrib.djhuey",
+    "django_htmx",
     "postdesk.desk",
     "postdesk.web",
 ]
@@ -43,6 +45,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "postdesk.urls"
@@ -163,9 +166,27 @@ def _caches() -> dict[str, Any]:
 
 CACHES = _caches()
 
+
+def _channel_layers() -> dict[str, Any]:
+    # Live updates reach every web process through Redis; without it, only the one process (`postdesk run`).
+    if CONFIG.redis_url:
+        return {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [CONFIG.redis_url], "prefix": f"{CONFIG.queue_name}:live", "capacity": 1000},
+            }
+        }
+    # The in-memory layer drops events silently past 100 per channel (DESIGN.md §2).
+    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+
+
+CHANNEL_LAYERS = _channel_layers()
+
 POSTDESK_SMTP_MAX_BYTES = CONFIG.smtp_max_bytes
 POSTDESK_REOPEN_WINDOW_DAYS = 14
 POSTDESK_SUBJECT_THREAD_WINDOW_DAYS = 30
+# A sent reply waits this long in the outbox, so the agent can undo it.
+POSTDESK_UNDO_SEND_SECONDS = int(os.environ.get("POSTDESK_UNDO_SEND_SECONDS", "10"))
 
 LOGGING = {
     "version": 1,

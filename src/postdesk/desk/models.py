@@ -165,6 +165,20 @@ class Priority(models.TextChoices):
     LOW = "low", _("Low")
 
 
+PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+
+
+class Tag(models.Model):
+    name = models.CharField(_("name"), max_length=50, unique=True)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.name = " ".join(self.name.split()).lower()
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Conversation(models.Model):
     number = models.PositiveBigIntegerField(unique=True)
     subject = models.CharField(max_length=998, blank=True)
@@ -173,6 +187,8 @@ class Conversation(models.Model):
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
     priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NORMAL)
+    # 0 = urgent … 3 = low, kept by save() so lists sort by priority through an index.
+    priority_rank = models.PositiveSmallIntegerField(default=PRIORITY_RANK[Priority.NORMAL])
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -189,6 +205,12 @@ class Conversation(models.Model):
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
     )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="conversations")
+    followers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="followed_conversations")
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    # Since when the customer has been waiting for an answer (their oldest unanswered mail); None when
+    # the last word is ours. "Oldest waiting" lists sort by it.
+    waiting_since = models.DateTimeField(null=True, blank=True)
 
     # What a list row shows, kept here so lists never touch message bodies.
     contact_name = models.CharField(max_length=200, blank=True)
@@ -211,7 +233,19 @@ class Conversation(models.Model):
             models.Index(fields=["assignee", "status", "last_message_at", "id"], name="conv_assignee_list"),
             models.Index(fields=["status", "last_message_at", "id"], name="conv_status_list"),
             models.Index(fields=["contact", "subject_key", "last_message_at"], name="conv_contact_subject"),
+            models.Index(fields=["team", "status", "waiting_since", "id"], name="conv_team_waiting"),
+            models.Index(
+                fields=["team", "status", "priority_rank", "last_message_at", "id"], name="conv_team_priority"
+            ),
+            models.Index(fields=["status", "snoozed_until"], name="conv_snoozed"),
         ]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.priority_rank = PRIORITY_RANK.get(Priority(self.priority), PRIORITY_RANK[Priority.NORMAL])
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "priority" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "priority_rank"}
+        super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return f"#{self.number} {self.subject}"
@@ -237,6 +271,7 @@ class Message(models.Model):
     from_name = models.CharField(max_length=200, blank=True)
     to = models.JSONField(default=list, blank=True)
     cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)  # only on mail we send
     reply_to = models.JSONField(default=list, blank=True)
     date = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=998, blank=True)
@@ -256,6 +291,8 @@ class Message(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # An outbound message that forwards the conversation to someone else rather than answering it.
+    forwarded = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -344,3 +381,146 @@ class Counter(models.Model):
 
     name = models.CharField(max_length=50, primary_key=True)
     value = models.PositiveBigIntegerField(default=0)
+
+
+class EventKind(models.TextChoices):
+    RECEIVED = "received", _("Customer wrote")
+    REPLIED = "replied", _("Replied")
+    FORWARDED = "forwarded", _("Forwarded")
+    NOTED = "noted", _("Added a note")
+    ASSIGNED = "assigned", _("Assigned")
+    STATUS = "status", _("Changed the status")
+    PRIORITY = "priority", _("Changed the priority")
+    SNOOZED = "snoozed", _("Snoozed")
+    WOKE = "woke", _("Woke up")
+    TAGGED = "tagged", _("Changed the tags")
+    FOLLOWED = "followed", _("Changed the followers")
+    MERGED = "merged", _("Merged")
+    SPLIT = "split", _("Split")
+    SPAM = "spam", _("Marked as spam")
+    SEND_FAILED = "send_failed", _("Sending failed")
+    SEND_CANCELLED = "send_cancelled", _("Sending undone")
+
+
+class Event(models.Model):
+    """One entry of a conversation's timeline: who did what, when. Written in the same transaction as the change.
+
+    Event ids only grow, so "what happened since I opened it" is `id > the id the page was rendered with`.
+    """
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["conversation", "id"], name="event_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.conversation_id}"
+
+
+class OutboundState(models.TextChoices):
+    QUEUED = "queued", _("Queued")  # waiting for its undo window to pass, or for a retry
+    SENDING = "sending", _("Sending")  # handed to the SMTP relay; whether it accepted is not yet recorded
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class OutboundMail(models.Model):
+    """The outbox: one row per mail we send, written in the same transaction as its Message (DESIGN.md §6).
+
+    The MIME bytes are composed once, when the row is written, and stored as a blob, so a retry sends
+    exactly the same mail with the same Message-ID.
+    """
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="outbound")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=16, choices=OutboundState.choices, default=OutboundState.QUEUED)
+    envelope_from = models.CharField(max_length=320)
+    recipients = models.JSONField(default=list)  # envelope recipients: To, Cc and Bcc
+    raw_sha256 = models.CharField(max_length=64, blank=True)
+    send_after = models.DateTimeField(default=timezone.now, help_text="the end of the undo window, or the next retry")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "send_after"], name="outbound_due")]
+
+    def __str__(self) -> str:
+        return f"outbound {self.message_id} ({self.state})"
+
+
+class DraftKind(models.TextChoices):
+    REPLY = "reply", _("Reply")
+    NOTE = "note", _("Note")
+    FORWARD = "forward", _("Forward")
+
+
+class Draft(models.Model):
+    """What an agent is writing on a conversation, saved as they type and visible to teammates."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="drafts")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=DraftKind.choices, default=DraftKind.REPLY)
+    to = models.JSONField(default=list, blank=True)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    text = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "author"], name="draft_per_agent")]
+
+
+class SavedView(models.Model):
+    """A named inbox filter; `filters` holds the same keys as the list page's query string."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    name = models.CharField(_("name"), max_length=100)
+    filters = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="saved_view_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Notification(models.Model):
+    """Something an agent should look at: an @mention in a note, a failed send."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=500)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["recipient", "read_at", "id"], name="notification_inbox")]
+
+
+class BlockedSender(models.Model):
+    """Mail from this address (or, when it starts with "@", this domain) is filed as spam on arrival."""
+
+    pattern = models.CharField(max_length=320, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.pattern = self.pattern.strip().lower()
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return self.pattern

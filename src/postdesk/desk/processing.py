@@ -20,14 +20,18 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from postdesk.desk import live
 from postdesk.desk.blobs import default_store
 from postdesk.desk.models import (
     Attachment,
+    BlockedSender,
     Contact,
     ContactAddress,
     Conversation,
     Counter,
     Direction,
+    Event,
+    EventKind,
     Mailbox,
     Message,
     ReceivedMail,
@@ -288,7 +292,7 @@ def _reopen_rules(found: Conversation, now: datetime, reason: str) -> ThreadChoi
     return ThreadChoice(found, f"{reason} → #{found.number}")
 
 
-def _next_number() -> int:
+def next_conversation_number() -> int:
     counter, _ = Counter.objects.select_for_update().get_or_create(name="conversation-number")
     if counter.value == 0:
         # Numbers continue after any conversation created another way (imports of old data, fixtures).
@@ -323,16 +327,18 @@ def _create_or_append(
     snippet = _db_text(" ".join((reply.visible or parsed.text).split()), SNIPPET_LENGTH)
     has_attachments = any(not a.inline for a in parsed.attachments)
     conversation = choice.conversation
+    blocked = _is_blocked(sender.key)
     if conversation is None:
         conversation = Conversation.objects.create(
-            number=_next_number(),
+            number=next_conversation_number(),
             subject=_db_text(parsed.subject, 998),
             subject_key=_db_text(thread_keys.normalize_subject(parsed.subject), 255),
             mailbox=mailbox,
             contact=contact,
             team=mailbox.team,
-            status=Status.NEW,
+            status=Status.SPAM if blocked else Status.NEW,
             reply_token=new_reply_token(),
+            waiting_since=None if verdict.kind else now,
             previous=choice.previous,
             contact_name=_db_text(contact.name or sender.name, 200),
             contact_address=_db_text(sender.key, 320),
@@ -344,8 +350,9 @@ def _create_or_append(
             snippet=snippet,
             has_attachments=has_attachments,
         )
+        woke = False
     else:
-        _append_to(conversation, now, snippet, has_attachments)
+        woke = _append_to(conversation, now, snippet, has_attachments, waiting=not verdict.kind and not blocked)
 
     message = Message.objects.create(
         conversation=conversation,
@@ -386,22 +393,39 @@ def _create_or_append(
             enclosed_in=_db_text(attachment.enclosed_in, 500),
         )
     _record_thread_refs(mailbox, conversation, parsed)
+    Event.objects.create(conversation=conversation, kind=EventKind.RECEIVED, message=message, created_at=now)
+    if woke:
+        Event.objects.create(conversation=conversation, kind=EventKind.WOKE, data={"reason": "customer wrote"})
+    live.conversation_changed(conversation, EventKind.RECEIVED)
     return message
 
 
-def _append_to(conversation: Conversation, now: datetime, snippet: str, has_attachments: bool) -> None:
-    """Update the list row of a conversation the customer wrote to again."""
+def _is_blocked(address: str) -> bool:
+    address = address.strip().lower()
+    return BlockedSender.objects.filter(pattern__in=[address, "@" + address.rpartition("@")[2]]).exists()
+
+
+def _append_to(
+    conversation: Conversation, now: datetime, snippet: str, has_attachments: bool, *, waiting: bool
+) -> bool:
+    """Update the list row of a conversation the customer wrote to again; True when that woke it from a snooze."""
     fields = ["message_count", "last_message_at", "last_inbound_at", "updated_at", "snippet", "has_attachments"]
+    woke = conversation.status == Status.SNOOZED
     if conversation.status in (Status.RESOLVED, Status.PENDING, Status.SNOOZED):
         # The customer wrote again: the conversation needs an agent again.
         conversation.status = Status.OPEN
         conversation.resolved_at = None
-        fields += ["status", "resolved_at"]
+        conversation.snoozed_until = None
+        fields += ["status", "resolved_at", "snoozed_until"]
+    if waiting and conversation.waiting_since is None:
+        conversation.waiting_since = now
+        fields.append("waiting_since")
     conversation.message_count += 1
     conversation.last_message_at = conversation.last_inbound_at = conversation.updated_at = now
     conversation.snippet = snippet
     conversation.has_attachments = conversation.has_attachments or has_attachments
     conversation.save(update_fields=fields)
+    return woke
 
 
 THREAD_INDEX_PREFIX = "thread-index:"
