@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path
 
-from postdesk.web import views
+from postdesk.web import inbox, thread, views
 from postdesk.web.login_throttle import ThrottledAuthenticationForm
 
 app_name = "web"
@@ -19,7 +19,7 @@ urlpatterns: list[URLPattern] = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="web:login"), name="logout"),
-    path("", views.conversation_list, name="conversation-list"),
-    path("c/<int:number>/", views.conversation_detail, name="conversation"),
-    path("c/<int:number>/m/<int:message_id>/html", views.message_html, name="message-html"),
+    path("", inbox.conversation_list, name="conversation-list"),
+    path("c/<int:number>/", thread.conversation_detail, name="conversation"),
+    path("c/<int:number>/m/<int:message_id>/html", thread.message_html, name="message-html"),
 ]
