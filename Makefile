@@ -65,7 +65,7 @@ test-sqlite: install-dev ## every test on SQLite (pure tests included)
 
 test-postgres: install-dev services ## the database tests again on PostgreSQL
 	rm -rf $(TEST_DATA_DIR) && mkdir -p $(TEST_DATA_DIR)
-	POSTDESK_DATA_DIR=$(TEST_DATA_DIR) DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -p no:cacheprovider -m "not pure"
+	POSTDESK_DATA_DIR=$(TEST_DATA_DIR) DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -p no:cacheprovider -m "not pure and not e2e"
 
 test: install-dev system-packages services lint test-sqlite test-postgres ## set up, lint, and run the suite on SQLite and PostgreSQL
 
