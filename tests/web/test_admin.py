@@ -128,6 +128,10 @@ def test_every_model_page_opens(operator, two_teams):  # type: ignore[no-untyped
         f"/admin/desk/conversation/{two_teams.conversation_x.pk}/change/",
         "/admin/desk/receivedmail/?state__exact=failed",
         f"/admin/desk/receivedmail/{received.pk}/change/",
+        "/admin/desk/blockedsender/",
+        "/admin/desk/blockedsender/add/",
+        "/admin/desk/tag/",
+        "/admin/desk/outboundmail/?state__exact=failed",
     ):
         assert operator.get(url).status_code == 200, url
     assert "xavier@x-customer.test" in operator.get(f"/admin/desk/contact/{contact.pk}/change/").content.decode()

@@ -16,12 +16,15 @@ from django_stubs_ext import StrOrPromise
 from postdesk.desk import access, secrets_box
 from postdesk.desk.models import (
     AgentProfile,
+    BlockedSender,
     Contact,
     ContactAddress,
     Conversation,
     Mailbox,
+    OutboundMail,
     ReceivedMail,
     ReceivedState,
+    Tag,
     Team,
 )
 
@@ -35,7 +38,11 @@ if TYPE_CHECKING:
     ContactAdminBase = admin.ModelAdmin[Contact]
     ConversationAdminBase = admin.ModelAdmin[Conversation]
     ReceivedMailAdminBase = admin.ModelAdmin[ReceivedMail]
+    BlockedSenderAdminBase = admin.ModelAdmin[BlockedSender]
+    TagAdminBase = admin.ModelAdmin[Tag]
+    OutboundMailAdminBase = admin.ModelAdmin[OutboundMail]
 else:
+    BlockedSenderAdminBase = TagAdminBase = OutboundMailAdminBase = admin.ModelAdmin
     TeamAdminBase = AgentProfileAdminBase = MailboxAdminBase = admin.ModelAdmin
     ContactAdminBase = ConversationAdminBase = ReceivedMailAdminBase = admin.ModelAdmin
     MailboxFormBase = forms.ModelForm
@@ -309,3 +316,41 @@ def replay_failed_rows(rows: QuerySet[ReceivedMail]) -> list[int]:
         # Queued only once the rows are committed as waiting, or the job would find them still failed.
         transaction.on_commit(enqueue)
     return ids
+
+
+@admin.register(BlockedSender)
+class BlockedSenderAdmin(BlockedSenderAdminBase):
+    """Senders (or "@domain"s) whose mail is filed as spam on arrival; agents add them with "spam and block"."""
+
+    list_display = ["pattern", "created_by", "created_at"]
+    search_fields = ["pattern"]
+    readonly_fields = ["created_by", "created_at"]
+
+
+@admin.register(Tag)
+class TagAdmin(TagAdminBase):
+    list_display = ["name"]
+    search_fields = ["name"]
+
+
+@admin.register(OutboundMail)
+class OutboundMailAdmin(OutboundMailAdminBase):
+    """The outbox, read-only: what is waiting, sent or failed, and why."""
+
+    list_display = ["message", "mailbox", "state", "attempts", "send_after", "sent_at", "last_error"]
+    list_filter = ["state", "mailbox"]
+    list_select_related = ["mailbox", "message"]
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OutboundMail]:
+        visible = access.visible_conversations(request.user).values("pk")
+        return super().get_queryset(request).filter(message__conversation__in=visible)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: OutboundMail | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: OutboundMail | None = None) -> bool:
+        return False
