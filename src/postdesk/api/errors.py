@@ -18,12 +18,14 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from postdesk.desk import errors
+from postdesk.desk.actions import Collision
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 
 _STATUS_OF: dict[type[errors.PostdeskError], int] = {
+    Collision: status.HTTP_409_CONFLICT,
     errors.NotFound: status.HTTP_404_NOT_FOUND,
     errors.PermissionDenied: status.HTTP_403_FORBIDDEN,
     errors.BadRequest: status.HTTP_400_BAD_REQUEST,
@@ -34,6 +36,14 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+def collision_body(exc: Collision, latest_event_id: int | None = None) -> dict[str, dict[str, object]]:
+    """The 409 body: the usual error plus what changed, and (when known) the event id to confirm against."""
+    detail: dict[str, object] = {"code": exc.code, "message": exc.user_message, "changes": list(exc.changes)}
+    if latest_event_id is not None:
+        detail["latest_event_id"] = latest_event_id
+    return {"error": detail}
+
+
 def postdesk_error_status(exc: errors.PostdeskError) -> int:
     for kind, code in _STATUS_OF.items():
         if isinstance(exc, kind):
@@ -41,12 +51,12 @@ def postdesk_error_status(exc: errors.PostdeskError) -> int:
     return status.HTTP_400_BAD_REQUEST
 
 
-def _flatten(detail: Any) -> str:
+def flatten(detail: Any) -> str:
     """One readable sentence from DRF's nested error details (`{"field": ["msg"]}` → "field: msg")."""
     if isinstance(detail, dict):
-        return "; ".join(f"{key}: {_flatten(value)}" for key, value in detail.items())
+        return "; ".join(f"{key}: {flatten(value)}" for key, value in detail.items())
     if isinstance(detail, list):
-        return " ".join(_flatten(item) for item in detail)
+        return " ".join(flatten(item) for item in detail)
     return str(detail)
 
 
@@ -54,6 +64,8 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler: map every exception to the JSON error body and a status."""
     # Like DRF's own handler: an error answer must not commit half of a request's writes.
     set_rollback()
+    if isinstance(exc, Collision):
+        return Response(collision_body(exc), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, errors.PostdeskError):
         return Response(error_body(exc.code, exc.user_message), status=postdesk_error_status(exc))
     if isinstance(exc, Http404):
@@ -63,7 +75,7 @@ def handle_exception(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "invalid"
-        response = Response(error_body(code, _flatten(exc.detail)), status=exc.status_code)
+        response = Response(error_body(code, flatten(exc.detail)), status=exc.status_code)
         # 401 must name the scheme (RFC 9110 §11.6.1); 429 says when to come back.
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:

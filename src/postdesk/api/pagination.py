@@ -1,8 +1,19 @@
-"""Keyset pagination of conversation lists by (last_message_at DESC, id DESC) with an opaque cursor; never OFFSET.
+"""Keyset pagination of conversation lists in three orders, with an opaque cursor; never OFFSET (DESIGN.md §11).
 
-A cursor is URL-safe base64 (no padding) of "<last_message_at ISO 8601>|<id>" of the last row of the
-previous page; the next page holds the rows strictly after it in the list order. Rows that change
-between pages can move, but a page walk of an unchanged list shows every row exactly once.
+Orders (`Sort`), each ending in the id so that every row has one place:
+    newest    last_message_at DESC, id DESC
+    waiting   waiting_since ASC NULLS LAST, id ASC   (oldest waiting first; not waiting at the end)
+    priority  priority_rank ASC, last_message_at DESC, id DESC
+
+A cursor is URL-safe base64 (no padding) of the last row's sort key and id, e.g. "<ISO 8601>|<id>" for
+newest (the original format, kept for API clients), "waiting|<ISO 8601 or empty>|<id>" and
+"priority|<rank>|<ISO 8601>|<id>". The next page holds the rows strictly after it in the list order.
+Rows that change between pages can move, but a page walk of an unchanged list shows every row exactly once.
+
+Each page is one range scan of an index ending in the sort key and the id: the conditions are written
+as "key <= x AND (key < x OR id < y)" (which a planner turns into an index range), and the sort's
+natural breaks (nulls after dates, one priority after the next) are separate queries, run only when
+a page crosses them.
 """
 
 from __future__ import annotations
@@ -11,8 +22,9 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from postdesk.desk.errors import BadRequest
@@ -23,10 +35,19 @@ MAX_LIMIT = 200
 LIST_ORDER = ("-last_message_at", "-id")
 
 
+class Sort(StrEnum):
+    NEWEST = "newest"
+    WAITING = "waiting"
+    PRIORITY = "priority"
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    last_message_at: datetime
+    """Where the previous page ended: its last row's sort key and id."""
+
+    when: datetime | None  # last_message_at (newest, priority), or waiting_since (waiting; None: not waiting)
     id: int
+    rank: int = 0  # priority_rank, for the priority order
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,27 +56,58 @@ class Page:
     next_cursor: str | None  # None on the last page
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    text = f"{cursor.last_message_at.isoformat()}|{cursor.id}"
+def parse_sort(raw: str | None) -> Sort:
+    """The order from `?sort=`; newest when absent, a `BadRequest` naming the valid ones when unknown."""
+    if not raw:
+        return Sort.NEWEST
+    try:
+        return Sort(raw.strip().lower())
+    except ValueError:
+        raise BadRequest(
+            _("Unknown sort order %(sort)r; use one of: %(valid)s.")
+            % {"sort": raw[:50], "valid": ", ".join(s.value for s in Sort)},
+            code="bad_sort",
+        ) from None
+
+
+def encode_cursor(cursor: Cursor, sort: Sort = Sort.NEWEST) -> str:
+    when = cursor.when.isoformat() if cursor.when is not None else ""
+    if sort == Sort.WAITING:
+        text = f"waiting|{when}|{cursor.id}"
+    elif sort == Sort.PRIORITY:
+        text = f"priority|{cursor.rank}|{when}|{cursor.id}"
+    else:
+        text = f"{when}|{cursor.id}"
     return base64.urlsafe_b64encode(text.encode("ascii")).decode("ascii").rstrip("=")
 
 
-def decode_cursor(raw: str) -> Cursor:
-    """The position a cursor names; anything we did not hand out is a `BadRequest`."""
+def decode_cursor(raw: str, sort: Sort = Sort.NEWEST) -> Cursor:
+    """The position a cursor names in `sort` order; anything we did not hand out for that order is a `BadRequest`."""
     problem = BadRequest(
         _("The cursor is not valid; use the next_cursor value of a previous page, unchanged."), code="bad_cursor"
     )
     try:
         padded = raw.strip() + "=" * (-len(raw.strip()) % 4)
-        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-        when_text, _sep, id_text = text.rpartition("|")
-        when = datetime.fromisoformat(when_text)
+        parts = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii").split("|")
+        rank = 0
+        if sort == Sort.WAITING:
+            label, when_text, id_text = parts
+            if label != "waiting":
+                raise ValueError(label)
+        elif sort == Sort.PRIORITY:
+            label, rank_text, when_text, id_text = parts
+            if label != "priority":
+                raise ValueError(label)
+            rank = int(rank_text)
+        else:
+            when_text, id_text = parts
+        when = datetime.fromisoformat(when_text) if when_text or sort != Sort.WAITING else None
         row_id = int(id_text)
     except (ValueError, UnicodeError, binascii.Error):
         raise problem from None
-    if when.tzinfo is None or row_id < 1:
+    if (when is not None and when.tzinfo is None) or row_id < 1 or rank < 0:
         raise problem
-    return Cursor(when, row_id)
+    return Cursor(when, row_id, rank)
 
 
 def parse_limit(raw: str | None) -> int:
@@ -74,17 +126,56 @@ def parse_limit(raw: str | None) -> int:
     return limit
 
 
-def keyset_page(rows: QuerySet[Conversation], *, cursor: str | None, limit: int) -> Page:
-    """One page of `rows` in list order, starting after `cursor` (the first page when None or empty)."""
-    ordered = rows.order_by(*LIST_ORDER)
-    if cursor:
-        after = decode_cursor(cursor)
-        ordered = ordered.filter(
-            Q(last_message_at__lt=after.last_message_at) | Q(last_message_at=after.last_message_at, id__lt=after.id)
-        )
+def _newest_after(rows: QuerySet[Conversation], after: Cursor | None) -> list[QuerySet[Conversation]]:
+    if after is None:
+        return [rows.order_by(*LIST_ORDER)]
+    when = after.when
+    return [
+        rows.filter(Q(last_message_at__lt=when) | Q(id__lt=after.id), last_message_at__lte=when).order_by(*LIST_ORDER)
+    ]
+
+
+def _waiting_after(rows: QuerySet[Conversation], after: Cursor | None) -> list[QuerySet[Conversation]]:
+    not_waiting = rows.filter(waiting_since__isnull=True).order_by("id")
+    if after is not None and after.when is None:
+        return [not_waiting.filter(id__gt=after.id)]
+    waiting = rows.filter(waiting_since__isnull=False).order_by(F("waiting_since").asc(), "id")
+    if after is not None:
+        waiting = waiting.filter(Q(waiting_since__gt=after.when) | Q(id__gt=after.id), waiting_since__gte=after.when)
+    return [waiting, not_waiting]
+
+
+def _priority_after(rows: QuerySet[Conversation], after: Cursor | None) -> list[QuerySet[Conversation]]:
+    if after is None:
+        return [rows.order_by("priority_rank", *LIST_ORDER)]
+    when = after.when
+    same_rank = rows.filter(
+        Q(last_message_at__lt=when) | Q(id__lt=after.id), priority_rank=after.rank, last_message_at__lte=when
+    ).order_by(*LIST_ORDER)
+    return [same_rank, rows.filter(priority_rank__gt=after.rank).order_by("priority_rank", *LIST_ORDER)]
+
+
+def _position(row: Conversation, sort: Sort) -> Cursor:
+    if sort == Sort.WAITING:
+        return Cursor(row.waiting_since, row.pk)
+    return Cursor(row.last_message_at, row.pk, row.priority_rank if sort == Sort.PRIORITY else 0)
+
+
+def keyset_page(rows: QuerySet[Conversation], *, cursor: str | None, limit: int, sort: Sort = Sort.NEWEST) -> Page:
+    """One page of `rows` in `sort` order, starting after `cursor` (the first page when None or empty)."""
+    after = decode_cursor(cursor, sort) if cursor else None
+    if sort == Sort.WAITING:
+        parts = _waiting_after(rows, after)
+    elif sort == Sort.PRIORITY:
+        parts = _priority_after(rows, after)
+    else:
+        parts = _newest_after(rows, after)
     # One extra row tells whether another page exists without counting.
-    found = list(ordered[: limit + 1])
+    found: list[Conversation] = []
+    for part in parts:
+        found += part[: limit + 1 - len(found)]
+        if len(found) > limit:
+            break
     if len(found) <= limit:
         return Page(found, None)
-    last = found[limit - 1]
-    return Page(found[:limit], encode_cursor(Cursor(last.last_message_at, last.pk)))
+    return Page(found[:limit], encode_cursor(_position(found[limit - 1], sort), sort))

@@ -831,3 +831,27 @@ def do_delete_view(user: User, view_id: int) -> None:
     deleted, _rows = SavedView.objects.filter(owner_id=user.pk, pk=view_id).delete()
     if not deleted:
         raise NotFound(_("There is no saved view %(id)s.") % {"id": view_id})
+
+
+# --- notifications ------------------------------------------------------------------------------------
+
+
+def do_mark_notification_read(user: User, notification_id: int) -> Notification:
+    """Mark one of the user's notifications read; a second call keeps the first time.
+
+    Only notifications about conversations the user still sees exist for them: one whose conversation
+    moved to another team is gone with it.
+    """
+    found = (
+        Notification.objects.filter(
+            pk=notification_id, recipient_id=user.pk, conversation__in=access.visible_conversations(user)
+        )
+        .select_related("conversation")
+        .first()
+    )
+    if found is None:
+        raise NotFound(_("There is no notification %(id)s.") % {"id": notification_id})
+    if found.read_at is None:
+        found.read_at = timezone.now()
+        found.save(update_fields=["read_at"])
+    return found
