@@ -94,6 +94,16 @@ def cmd_mailbox_add(args: argparse.Namespace) -> int:
             imap_folder=args.imap_folder,
             imap_processed_folder=args.imap_processed_folder or "",
         )
+    if args.smtp_host:
+        fields.update(
+            smtp_host=args.smtp_host,
+            smtp_port=args.smtp_port,
+            smtp_starttls=not args.smtp_no_starttls,
+            smtp_user=args.smtp_user,
+            smtp_password_encrypted=encrypt(_secret_from_env(args.smtp_password_env)),
+        )
+    elif args.smtp_user or args.smtp_password_env:
+        raise CommandError("--smtp-user and --smtp-password-env need --smtp-host")
     mailbox, created = Mailbox.objects.update_or_create(address=address, defaults=fields)
     _out(f"{'added' if created else 'updated'} mailbox {mailbox.address}")
     if args.imap_oauth and not mailbox.oauth_refresh_token_encrypted:
@@ -690,6 +700,62 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- the outbox ---------------------------------------------------------------------------------
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.models import OutboundMail, OutboundState
+
+    pending = (OutboundState.QUEUED, OutboundState.SENDING, OutboundState.FAILED)
+    rows = [
+        {
+            "id": row.pk,
+            "state": row.state,
+            "conversation": row.message.conversation.number,
+            "mailbox": row.mailbox.address,
+            "recipients": row.recipients,
+            "subject": row.message.subject,
+            "attempts": row.attempts,
+            "send_after": row.send_after.isoformat(),
+            "last_error": row.last_error,
+            "created_at": row.created_at.isoformat(),
+        }
+        for row in OutboundMail.objects.filter(state__in=pending)
+        .select_related("message__conversation", "mailbox")
+        .order_by("created_at", "id")
+    ]
+
+    def line(row: dict[str, Any]) -> str:
+        error = f"  last error: {row['last_error']}" if row["last_error"] else ""
+        return (
+            f"{row['id']:>6} {row['state']:<8} #{row['conversation']} to {', '.join(row['recipients'])}"
+            f" (attempts {row['attempts']}, next {row['send_after']}){error}"
+        )
+
+    return _print_rows(rows, as_json=args.json, empty="the outbox is empty: every mail is sent or cancelled", line=line)
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    _setup_django()
+    from postdesk.desk.outbox import retry
+
+    row = retry(args.id)
+    _out(f"outgoing mail {row.pk} queued for sending again (now {row.state})")
+    return EXIT_OK
+
+
+def _add_outbox_commands(sub: Any) -> None:
+    about = "list mail waiting to be sent or failed; retry failed mail"
+    outbox = sub.add_parser("outbox", help=about, description=about)
+    outbox.set_defaults(handler=cmd_outbox_list)
+    outbox.add_argument("--json", action="store_true")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=False, metavar="ACTION")
+    retry = outbox_sub.add_parser("retry", help="send a failed mail again (after fixing the mailbox's SMTP settings)")
+    retry.set_defaults(handler=cmd_outbox_retry)
+    retry.add_argument("id", type=int, metavar="ID", help="the id `postdesk outbox` shows")
+
+
 # --- wiring -------------------------------------------------------------------------------------
 
 
@@ -739,6 +805,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="VAR",
         help="variable holding a refresh token obtained elsewhere (else run `mailbox authorize`)",
+    )
+    mb_add.add_argument("--smtp-host", default="", help="the relay replies are sent through")
+    mb_add.add_argument(
+        "--smtp-port", type=int, default=587, help="587 (STARTTLS) by default; 465 is TLS from the start"
+    )
+    mb_add.add_argument("--smtp-user", default="", help="log in to the relay as this user")
+    mb_add.add_argument(
+        "--smtp-password-env", default="", metavar="VAR", help="name of an environment variable holding the password"
+    )
+    mb_add.add_argument(
+        "--smtp-no-starttls", action="store_true", help="plain SMTP without STARTTLS, for a relay on this host only"
     )
     mb_auth = mailbox_sub.add_parser(
         "authorize", help="grant an XOAUTH2 mailbox access in a browser (once; stores a refresh token)"
@@ -824,6 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("-n", "--no-scheduler", action="store_true", help="do not run periodic jobs here")
     add("smtpd", cmd_smtpd, "run the SMTP listener only")
     add("fetch", cmd_fetch, "run the IMAP fetchers only")
+    _add_outbox_commands(sub)
     return parser
 
 

@@ -57,3 +57,23 @@ def queue_waiting(older_than: timedelta | None = SWEEP_AFTER, *, at_start: bool 
 @db_periodic_task(crontab(minute="*"))
 def sweep_waiting_mail() -> int:
     return queue_waiting()
+
+
+# --- the outbox (DESIGN.md §6) ----------------------------------------------------------------------
+
+
+@db_task(priority=LIVE_PRIORITY)
+def send_outbound_mail(outbound_id: int) -> str:
+    """Send one outbox row if it is due (claims make a duplicate job harmless); see transports/smtp_sender.py."""
+    from postdesk.transports.smtp_sender import deliver
+
+    return deliver(outbound_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+def sweep_outbox() -> int:
+    """Queue due outbox rows whose job was lost, and settle rows a crash left `sending`."""
+    from postdesk.desk.outbox import sweep
+
+    report = sweep()
+    return report.queued + report.resolved

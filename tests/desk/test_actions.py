@@ -312,3 +312,30 @@ def test_saved_views_belong_to_their_owner(two_teams: TwoTeams) -> None:
     with pytest.raises(BadRequest):
         actions.do_save_view(two_teams.agent_x, "Bad", {"drop_table": "x"})
     actions.do_delete_view(two_teams.agent_x, view.pk)
+
+
+def test_undoing_a_reply_puts_the_conversation_back_and_holds_nobody(two_teams: TwoTeams, settings) -> None:  # type: ignore[no-untyped-def]
+    from postdesk.desk import outbox
+
+    settings.POSTDESK_UNDO_SEND_SECONDS = 60
+    conversation = two_teams.conversation_x
+    opened_at = actions.latest_event_id(conversation)
+    reply = _reply(two_teams, "Oops, wrong customer.")
+    assert Conversation.objects.get(pk=conversation.pk).status == Status.PENDING
+
+    assert outbox.cancel(two_teams.agent_x, reply) is True
+    restored = Conversation.objects.get(pk=conversation.pk)
+    assert restored.status == Status.NEW
+    assert restored.assignee_id is None
+    assert restored.waiting_since is not None
+    assert Draft.objects.get(conversation=conversation, author=two_teams.agent_x).text == "Oops, wrong customer."
+
+    colleague = make_agent("ax3@example.org", teams=tuple(two_teams.agent_x.agent.teams.all()))
+    sent = actions.do_reply(
+        colleague,
+        conversation,
+        text="The right answer.",
+        recipients=actions.reply_recipients(conversation, reply_all=False),
+        seen_event_id=opened_at,
+    )
+    assert sent.pk is not None

@@ -121,6 +121,23 @@ def test_status_json_counts_mail_by_state(capsys: pytest.CaptureFixture[str], tm
     assert "received mail:" in capsys.readouterr().out
 
 
+def test_mailbox_add_sets_the_smtp_relay_with_an_encrypted_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from postdesk.desk.secrets_box import decrypt
+
+    monkeypatch.setenv("TEST_SMTP_PW", "relay-pw")
+    argv = ["mailbox", "add", "out@acme.test", "--smtp-host", "smtp.acme.test", "--smtp-port", "465"]
+    assert main([*argv, "--smtp-user", "out", "--smtp-password-env", "TEST_SMTP_PW"]) == 0
+    mailbox = Mailbox.objects.get(address="out@acme.test")
+    assert (mailbox.smtp_host, mailbox.smtp_port, mailbox.smtp_user) == ("smtp.acme.test", 465, "out")
+    assert mailbox.smtp_starttls
+    assert "relay-pw" not in mailbox.smtp_password_encrypted
+    assert decrypt(mailbox.smtp_password_encrypted) == "relay-pw"
+    assert main(["mailbox", "add", "out@acme.test", "--smtp-user", "out"]) == 2
+    assert "--smtp-host" in capsys.readouterr().err
+
+
 def test_mailbox_add_list_and_bad_addresses(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,6 +39,7 @@ from postdesk.desk.models import (
     EventKind,
     Message,
     Notification,
+    OutboundState,
     Priority,
     Role,
     SavedView,
@@ -201,6 +202,8 @@ def changes_since(user: User, conversation: Conversation, seen_event_id: int) ->
         id__gt=seen_event_id,
         kind__in=[EventKind.REPLIED, EventKind.FORWARDED, EventKind.ASSIGNED, EventKind.RECEIVED],
     ).exclude(actor_id=user.pk)
+    # A reply its author undid never reached the customer: it changes nothing for the next one.
+    others = others.exclude(message__outbound__state=OutboundState.CANCELLED)
     described: list[str] = []
     for event in others.select_related("actor").order_by("id")[:10]:
         who = _display(event.actor) if event.actor else _("the customer")
@@ -292,6 +295,8 @@ def do_reply(
                 raise Collision(changes)
         mailbox = conversation.mailbox
         now = timezone.now()
+        # Kept on the event so that undoing the send can put the conversation back as it was.
+        before = {"status": conversation.status, "assignee": conversation.assignee_id}
         in_reply_to, references = _thread_headers(conversation)
         signature = mailbox.signature.strip()
         body = f"{text.rstrip()}\n\n-- \n{signature}" if signature and not forward else text
@@ -338,6 +343,7 @@ def do_reply(
             EventKind.FORWARDED if forward else EventKind.REPLIED,
             message=message,
             to=list(recipients.everyone),
+            before=before,
         )
         Draft.objects.filter(conversation=conversation, author_id=user.pk).delete()
     return message
