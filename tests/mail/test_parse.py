@@ -292,6 +292,13 @@ def test_an_address_as_display_name_never_becomes_the_sender() -> None:
     assert any("attacker@evil.test" in d for d in details)
 
 
+def test_a_line_break_encoded_in_a_display_name_never_makes_an_address() -> None:
+    msg = parse(make_mail(sender="=?utf-8?q?Eve=0D=0ABcc:_evil@attacker.test?= <eve@customer.test>"))
+    assert msg.from_ is not None
+    assert msg.from_.address == "eve@customer.test"
+    assert "\n" not in msg.from_.name
+
+
 def test_tnef_attachment_extracted() -> None:
     tnef_path = CORPORA / "mimekit-tnef" / "winmail.tnef"
     if not tnef_path.exists():

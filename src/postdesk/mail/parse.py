@@ -412,7 +412,9 @@ def _parse_addresses(name: str, raw_value: str, state: _State) -> list[Address]:
             parsed = [(a.display_name, a.addr_spec) for a in header.addresses]
         except Exception:
             state.problem("bad-header", name)
-            parsed = [(n, a) for n, a in email.utils.getaddresses([decode_encoded_words(value, state)])]
+            # Encoded words are decoded in the display names afterwards, never before splitting: a name
+            # that decodes to "Eve\r\nBcc: evil@attacker.test" must not become an address.
+            parsed = email.utils.getaddresses([value])
     for display_name, addr_spec in parsed:
         addr = addr_spec.strip()
         local, _, domain = addr.rpartition("@")
