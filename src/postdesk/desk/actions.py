@@ -176,7 +176,12 @@ def _clean_text(text: str, *, label: str, required: bool = True) -> str:
 
 def reply_recipients(conversation: Conversation, *, reply_all: bool) -> Recipients:
     """Who a reply goes to by default: the customer (their Reply-To if given), and with reply-all the others."""
-    last = conversation.messages.filter(direction=Direction.INBOUND).order_by("-created_at", "-id").first()
+    last = (
+        conversation.messages.filter(direction=Direction.INBOUND)
+        .only("from_address", "reply_to", "to", "cc")
+        .order_by("-created_at", "-id")
+        .first()
+    )
     if last is None:
         return Recipients(to=(conversation.contact_address,) if conversation.contact_address else ())
     to = [a["address"].lower() for a in last.reply_to if a.get("address")] or [last.from_address]
