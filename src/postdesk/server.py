@@ -7,6 +7,7 @@ signal handlers, since only the main thread may (DESIGN.md §2).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -67,6 +68,19 @@ def _consumer(cls: type[Consumer], *, workers: int, scheduler: bool) -> Any:
 def _uvicorn_server() -> Any:
     import uvicorn
 
+    from postdesk.desk import live
+
+    class Server(uvicorn.Server):
+        """uvicorn, telling live updates which loop its pages' sockets live on (DESIGN.md §2)."""
+
+        async def serve(self, sockets: list[Any] | None = None) -> None:
+            # Jobs in huey threads reach the in-memory channel layer only through this loop.
+            live.use_server_loop(asyncio.get_running_loop())
+            try:
+                await super().serve(sockets)
+            finally:
+                live.use_server_loop(None)
+
     config = uvicorn.Config(
         "postdesk.asgi:application",
         host=settings.CONFIG.bind,
@@ -75,7 +89,7 @@ def _uvicorn_server() -> Any:
         log_level="warning",
         workers=1,
     )
-    return uvicorn.Server(config)
+    return Server(config)
 
 
 def _banner(smtp_port: int | None) -> None:
