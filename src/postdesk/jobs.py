@@ -77,3 +77,11 @@ def sweep_outbox() -> int:
 
     report = sweep()
     return report.queued + report.resolved
+
+
+@db_periodic_task(crontab(minute="*"))
+def wake_snoozed_conversations() -> int:
+    """Snoozed conversations whose time has come are open again (within a minute of it)."""
+    from postdesk.desk.actions import wake_snoozed
+
+    return wake_snoozed()

@@ -107,8 +107,16 @@ def _banner(smtp_port: int | None) -> None:
     print("Press Ctrl-C to stop.", flush=True)
 
 
-def run_all_in_one() -> int:
+def _pick_up_after_a_crash() -> None:
+    """Mail a crash left waiting, and replies whose send job was lost, go now rather than at the next sweep."""
+    from postdesk.desk import outbox
     from postdesk.jobs import queue_waiting
+
+    queue_waiting(older_than=None, at_start=True)
+    outbox.sweep()
+
+
+def run_all_in_one() -> int:
     from postdesk.transports.imap_fetcher import start_fetchers
     from postdesk.transports.smtp_listener import start_smtp_listener
 
@@ -117,8 +125,7 @@ def run_all_in_one() -> int:
     consumer.start()
     smtp = start_smtp_listener(config.bind, config.smtp_port)
     fetchers = start_fetchers()
-    # Mail a crash left waiting is picked up now rather than at the next sweep.
-    queue_waiting(older_than=None, at_start=True)
+    _pick_up_after_a_crash()
     _banner(smtp.port)
     try:
         _serve_web()
@@ -137,9 +144,7 @@ def run_web() -> int:
 
 
 def run_worker(*, workers: int, scheduler: bool) -> int:
-    from postdesk.jobs import queue_waiting
-
-    queue_waiting(older_than=None, at_start=True)
+    _pick_up_after_a_crash()
     consumer = _consumer(Consumer, workers=workers, scheduler=scheduler)
     consumer.run()
     return 0
