@@ -197,5 +197,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"postdesk": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "postdesk": {"handlers": ["console"], "level": "INFO"},
+        # A 500 answers the user with a plain page; the traceback goes to the operator's log, not nowhere.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }
