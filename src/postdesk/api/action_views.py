@@ -29,7 +29,7 @@ from postdesk.api.serializers import (
 )
 from postdesk.desk import access, actions
 from postdesk.desk.errors import BadRequest
-from postdesk.desk.models import Conversation, DraftKind, Message, Status
+from postdesk.desk.models import Conversation, Message, Status
 
 WRITE_ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="the body is not valid JSON, or a field is wrong"),
@@ -359,9 +359,7 @@ class DraftView(APIView):
     )
     def delete(self, request: Request, number: int) -> Response:
         conversation = _conversation(request, number)
-        # Saving an empty draft deletes the user's draft whatever its kind; the note kind needs the fewest
-        # rights, and anyone could only have written a draft of a kind they were allowed to.
-        actions.do_save_draft(acting_user(request), conversation, kind=DraftKind.NOTE, text="")
+        actions.do_delete_drafts(acting_user(request), conversation)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

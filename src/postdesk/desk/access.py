@@ -9,20 +9,23 @@ An object the user may not see is reported exactly like one that does not exist 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from postdesk.desk.errors import BadRequest, NotFound
 from postdesk.desk.models import (
+    PRIORITY_RANK,
     AgentProfile,
     Attachment,
     ContactAddress,
     Conversation,
     Mailbox,
     Message,
+    Priority,
     Role,
     Status,
 )
@@ -67,7 +70,8 @@ def visible_conversations(user: User) -> QuerySet[Conversation]:
     restricted = _restricted_to(user)
     if restricted is None:
         return Conversation.objects.all()
-    return Conversation.objects.filter(mailbox__in=restricted)
+    # A literal id list, not a subquery: PostgreSQL then uses the indexes that start with the mailbox.
+    return Conversation.objects.filter(mailbox_id__in=list(restricted.values_list("pk", flat=True)))
 
 
 def access_conversation_by_number(user: User, number: int) -> Conversation:
@@ -110,6 +114,12 @@ class ConversationFilter:
     statuses: tuple[str, ...] = ()
     contact: str = ""  # a contact id, or one of the contact's addresses
     q: str = ""  # text in the subject, contact name or address, or any message's text
+    tag: str = ""  # a tag name
+    priorities: tuple[str, ...] = ()
+    assignee_id: int | None = None  # assigned to this user
+    unassigned: bool = False  # assigned to nobody
+    active_from: datetime | None = None  # last activity at or after this time
+    active_until: datetime | None = None  # last activity strictly before this time
 
 
 def parse_statuses(raw: str) -> tuple[str, ...]:
@@ -120,6 +130,18 @@ def parse_statuses(raw: str) -> tuple[str, ...]:
         raise BadRequest(
             _("Unknown status %(status)s; use one of: %(valid)s.")
             % {"status": ", ".join(repr(s) for s in unknown), "valid": ", ".join(Status.values)}
+        )
+    return wanted
+
+
+def parse_priorities(raw: str) -> tuple[str, ...]:
+    """`urgent,high` → ("urgent", "high"); an unknown priority is a `BadRequest` naming the valid ones."""
+    wanted = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    unknown = [p for p in wanted if p not in Priority.values]
+    if unknown:
+        raise BadRequest(
+            _("Unknown priority %(priority)s; use one of: %(valid)s.")
+            % {"priority": ", ".join(repr(p) for p in unknown), "valid": ", ".join(Priority.values)}
         )
     return wanted
 
@@ -138,17 +160,27 @@ def filter_conversations(user: User, wanted: ConversationFilter) -> QuerySet[Con
         else:
             owners = ContactAddress.objects.filter(address=contact.lower()).values("contact_id")
             found = found.filter(contact_id__in=owners)
+    if wanted.tag:
+        tagged = Conversation.tags.through.objects.filter(tag__name=" ".join(wanted.tag.split()).lower())
+        found = found.filter(pk__in=tagged.values("conversation_id"))
+    if wanted.priorities:
+        # priority_rank, not priority: the list indexes hold the rank.
+        found = found.filter(priority_rank__in=[PRIORITY_RANK[Priority(p)] for p in wanted.priorities])
+    if wanted.unassigned:
+        found = found.filter(assignee__isnull=True)
+    elif wanted.assignee_id is not None:
+        found = found.filter(assignee_id=wanted.assignee_id)
+    if wanted.active_from is not None:
+        found = found.filter(last_message_at__gte=wanted.active_from)
+    if wanted.active_until is not None:
+        found = found.filter(last_message_at__lt=wanted.active_until)
     if wanted.q:
         q = wanted.q.strip()
         if len(q) > MAX_QUERY_LENGTH:
             raise BadRequest(_("The search text is too long (at most %(max)s characters).") % {"max": MAX_QUERY_LENGTH})
         if q:
-            # Plain substring search for now; full-text search (FTS5 / tsvector) replaces it later.
-            in_messages = Message.objects.filter(conversation_id=OuterRef("pk"), text__icontains=q)
-            found = found.filter(
-                Q(subject__icontains=q)
-                | Q(contact_name__icontains=q)
-                | Q(contact_address__icontains=q)
-                | Exists(in_messages)
-            )
+            from postdesk.desk import search
+
+            # Full-text search (desk/search.py) narrows the list; the list keeps its order and pagination.
+            found = search.filter_matching(found, q)
     return found

@@ -350,7 +350,8 @@ def do_reply(
             to=list(recipients.everyone),
             before=before,
         )
-        Draft.objects.filter(conversation=conversation, author_id=user.pk).delete()
+        sent_kind = DraftKind.FORWARD if forward else DraftKind.REPLY
+        Draft.objects.filter(conversation=conversation, author_id=user.pk, kind=sent_kind).delete()
     return message
 
 
@@ -702,8 +703,15 @@ def do_save_draft(
     kind: str = DraftKind.REPLY,
     text: str = "",
     recipients: Recipients | None = None,
+    seen_event_id: int | None = None,
 ) -> Draft | None:
-    """Keep what the agent is writing; an empty draft is deleted. Teammates see it on the conversation."""
+    """Keep what the agent is writing (one draft per kind); an empty one is deleted. Teammates see it.
+
+    With `seen_event_id` (the id the editor was rendered with), a save that arrives after the agent
+    already sent or noted from that editor is dropped: autosave fires as the Send button takes the
+    focus, and must not bring the sent text back as a draft. The check runs under the conversation's
+    row lock, which `do_reply` and `do_note` hold while they write and delete the draft.
+    """
     if kind not in DraftKind.values:
         raise BadRequest(_("Unknown draft kind %(kind)r.") % {"kind": kind})
     if kind != DraftKind.NOTE:
@@ -713,16 +721,19 @@ def do_save_draft(
     text = _clean_text(text, label=_("The draft"), required=False)
     with transaction.atomic():
         conversation = _locked(user, conversation)
+        if seen_event_id is not None and _sent_from_editor(user, conversation, kind, seen_event_id):
+            return None
+        mine = Draft.objects.filter(conversation=conversation, author_id=user.pk, kind=kind)
         if not text.strip():
-            Draft.objects.filter(conversation=conversation, author_id=user.pk).delete()
-            live.conversation_changed(conversation, "draft", actor_id=user.pk)
+            if mine.delete()[0]:
+                live.conversation_changed(conversation, "draft", actor_id=user.pk)
             return None
         recipients = recipients or Recipients(to=())
         draft, _created = Draft.objects.update_or_create(
             conversation=conversation,
             author_id=user.pk,
+            kind=kind,
             defaults={
-                "kind": kind,
                 "text": text,
                 "to": list(recipients.to),
                 "cc": list(recipients.cc),
@@ -732,6 +743,27 @@ def do_save_draft(
         )
         live.conversation_changed(conversation, "draft", actor_id=user.pk)
     return draft
+
+
+def _sent_from_editor(user: User, conversation: Conversation, kind: str, seen_event_id: int) -> bool:
+    sent_kinds = {
+        DraftKind.REPLY: [EventKind.REPLIED],
+        DraftKind.FORWARD: [EventKind.FORWARDED],
+        DraftKind.NOTE: [EventKind.NOTED],
+    }[DraftKind(kind)]
+    return Event.objects.filter(
+        conversation=conversation, actor_id=user.pk, kind__in=sent_kinds, id__gt=seen_event_id
+    ).exists()
+
+
+def do_delete_drafts(user: User, conversation: Conversation) -> int:
+    """Discard every draft the user has on the conversation; returns how many there were."""
+    with transaction.atomic():
+        conversation = _locked(user, conversation)
+        deleted, _rows = Draft.objects.filter(conversation=conversation, author_id=user.pk).delete()
+        if deleted:
+            live.conversation_changed(conversation, "draft", actor_id=user.pk)
+    return deleted
 
 
 # --- bulk ---------------------------------------------------------------------------------------------

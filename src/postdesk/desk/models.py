@@ -233,11 +233,17 @@ class Conversation(models.Model):
             models.Index(fields=["assignee", "status", "last_message_at", "id"], name="conv_assignee_list"),
             models.Index(fields=["status", "last_message_at", "id"], name="conv_status_list"),
             models.Index(fields=["contact", "subject_key", "last_message_at"], name="conv_contact_subject"),
-            models.Index(fields=["team", "status", "waiting_since", "id"], name="conv_team_waiting"),
-            models.Index(
-                fields=["team", "status", "priority_rank", "last_message_at", "id"], name="conv_team_priority"
-            ),
             models.Index(fields=["status", "snoozed_until"], name="conv_snoozed"),
+            # Folders ask for several statuses at once (new + open), which the (…, status, sort key) indexes
+            # cannot return in order; these walk one mailbox (or, for admins, everything) in sort order.
+            models.Index(fields=["mailbox", "last_message_at", "id"], name="conv_mailbox_recent"),
+            models.Index(fields=["mailbox", "waiting_since", "id"], name="conv_mailbox_waiting"),
+            models.Index(fields=["mailbox", "priority_rank", "-last_message_at", "-id"], name="conv_mailbox_priority"),
+            models.Index(fields=["mailbox", "status", "waiting_since", "id"], name="conv_mailbox_status_waiting"),
+            models.Index(fields=["last_message_at", "id"], name="conv_recent"),
+            models.Index(fields=["waiting_since", "id"], name="conv_waiting"),
+            models.Index(fields=["priority_rank", "-last_message_at", "-id"], name="conv_priority"),
+            models.Index(fields=["status", "waiting_since", "id"], name="conv_status_waiting"),
         ]
 
     def save(self, *args: Any, **kwargs: Any) -> None:
@@ -477,7 +483,10 @@ class Draft(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["conversation", "author"], name="draft_per_agent")]
+        # A reply and a note can be in progress at once; each kind has one draft per agent.
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "author", "kind"], name="draft_per_agent_and_kind")
+        ]
 
 
 class SavedView(models.Model):

@@ -240,8 +240,8 @@ def cancel(user: AbstractBaseUser, message: Message, *, now: datetime | None = N
         Draft.objects.update_or_create(
             conversation=conversation,
             author_id=user.pk,
+            kind=DraftKind.FORWARD if message.forwarded else DraftKind.REPLY,
             defaults={
-                "kind": DraftKind.FORWARD if message.forwarded else DraftKind.REPLY,
                 "text": message.visible_text or message.text,
                 "to": [e["address"] for e in message.to],
                 "cc": [e["address"] for e in message.cc],

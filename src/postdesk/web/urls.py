@@ -20,6 +20,9 @@ urlpatterns: list[URLPattern] = [
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="web:login"), name="logout"),
     path("", inbox.conversation_list, name="conversation-list"),
-    path("c/<int:number>/", thread.conversation_detail, name="conversation"),
-    path("c/<int:number>/m/<int:message_id>/html", thread.message_html, name="message-html"),
+    path("inbox/refresh/", inbox.conversation_list_refresh, name="inbox-refresh"),
+    path("inbox/bulk/", inbox.bulk_action, name="inbox-bulk"),
+    path("inbox/views/", inbox.save_view, name="inbox-save-view"),
+    path("inbox/views/<int:view_id>/delete/", inbox.delete_view, name="inbox-delete-view"),
+    *thread.urlpatterns,
 ]
