@@ -13,7 +13,6 @@ from rest_framework.views import APIView
 
 from postdesk.api import requests as shapes
 from postdesk.api.action_views import WRITE_ERRORS, acting_user
-from postdesk.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, parse_limit
 from postdesk.api.serializers import (
     ErrorSerializer,
     NotificationPageSerializer,
@@ -24,6 +23,7 @@ from postdesk.api.views import parse_id, refuse_unknown_parameters
 from postdesk.desk import access, actions
 from postdesk.desk.errors import BadRequest
 from postdesk.desk.models import Notification, SavedView
+from postdesk.desk.pagination import DEFAULT_LIMIT, MAX_LIMIT, parse_limit
 
 _READ_ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="a query parameter is unknown or malformed"),

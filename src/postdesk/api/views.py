@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from postdesk.api.downloads import attachment_response, raw_mail_response
-from postdesk.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, keyset_page, parse_limit
 from postdesk.api.serializers import (
     ConversationDetailSerializer,
     ConversationPageSerializer,
@@ -26,11 +25,11 @@ from postdesk.api.serializers import (
     EventPageSerializer,
     FolderListSerializer,
 )
-from postdesk.desk import access
+from postdesk.desk import access, folders
 from postdesk.desk.errors import BadRequest
-from postdesk.web import inbox
+from postdesk.desk.pagination import DEFAULT_LIMIT, MAX_LIMIT, keyset_page, parse_limit
 
-LIST_PARAMETERS = frozenset({*inbox.FILTER_KEYS, "limit", "cursor"})
+LIST_PARAMETERS = frozenset({*folders.FILTER_KEYS, "limit", "cursor"})
 
 _ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="no token, or a token that is not valid"),
@@ -94,10 +93,10 @@ class ConversationListView(APIView):
         params = request.query_params
         refuse_unknown_parameters(request, LIST_PARAMETERS)
         user = cast(User, request.user)  # IsAuthenticated let only signed-in users this far
-        listing = inbox.parse_list_query(user, params)
+        listing = folders.parse_list_query(user, params)
         rows = access.filter_conversations(user, listing.wanted)
         if "folder" in listing.params:
-            rows = inbox.in_folder(user, listing.folder, rows)
+            rows = folders.in_folder(user, listing.folder, rows)
         limit = parse_limit(params.get("limit"))
         rows = rows.select_related("mailbox", "team", "assignee").prefetch_related("tags")
         page = keyset_page(rows, cursor=params.get("cursor"), limit=limit, sort=listing.sort)
@@ -114,13 +113,13 @@ class FolderListView(APIView):
     def get(self, request: Request) -> Response:
         refuse_unknown_parameters(request, frozenset())
         user = cast(User, request.user)
-        folders = inbox.folders_for(user)
-        counts = inbox.folder_counts(user, folders)
+        user_folders = folders.folders_for(user)
+        counts = folders.folder_counts(user, user_folders)
         body = {
-            "cap": inbox.COUNT_CAP,
+            "cap": folders.COUNT_CAP,
             "folders": [
-                {"key": folder.key, "name": folder.label, "count": count, "capped": count >= inbox.COUNT_CAP}
-                for folder, count in zip(folders, counts, strict=True)
+                {"key": folder.key, "name": folder.label, "count": count, "capped": count >= folders.COUNT_CAP}
+                for folder, count in zip(user_folders, counts, strict=True)
             ],
         }
         return Response(FolderListSerializer(body).data)
