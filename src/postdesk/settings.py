@@ -20,6 +20,9 @@ BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = CONFIG.secret_key
 DEBUG = CONFIG.debug
 ALLOWED_HOSTS = ["*"]
+# The public origins (scheme://host[:port]) when a proxy rewrites the Host header; sign-in forms and the
+# live-update socket both accept only their own origin or these.
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("POSTDESK_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
