@@ -61,7 +61,7 @@ lint: install-dev ## ruff, mypy and the import contract
 
 test-sqlite: install-dev ## every test on SQLite (pure tests included)
 	rm -rf $(TEST_DATA_DIR) && mkdir -p $(TEST_DATA_DIR)
-	POSTDESK_DATA_DIR=$(TEST_DATA_DIR) $(BIN)/pytest -q -p no:cacheprovider
+	POSTDESK_DATA_DIR=$(TEST_DATA_DIR) $(BIN)/pytest -q -p no:cacheprovider -m "not postgres"
 
 test-postgres: install-dev services ## the database tests again on PostgreSQL
 	rm -rf $(TEST_DATA_DIR) && mkdir -p $(TEST_DATA_DIR)

@@ -55,8 +55,10 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # One driver per module, stopped at its end: the sync API keeps an asyncio loop running in the main
+    # thread while it lives, which would break later tests that start their own (tests/web/test_live.py).
     expect.set_options(timeout=UI_TIMEOUT_MS)
     with sync_playwright() as driver:
         yield driver
