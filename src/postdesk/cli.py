@@ -676,6 +676,8 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    # A worker's few threads keep their PostgreSQL connections between jobs (see settings._database).
+    os.environ.setdefault("POSTDESK_DB_CONN_MAX_AGE", "600")
     _setup_django()
     from postdesk.server import run_worker
 

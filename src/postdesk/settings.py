@@ -73,7 +73,11 @@ TEMPLATES = [
 
 def _database() -> dict[str, Any]:
     if CONFIG.database_url:
-        db = dict(dj_database_url.parse(CONFIG.database_url, conn_max_age=600, conn_health_checks=True))
+        # Under ASGI every request may run in a new thread with its own connection; kept open, those pile up
+        # until PostgreSQL refuses clients ("too many clients", seen with 20 agents). Web processes close
+        # them after each request; `postdesk worker` sets a max age for its few long-lived threads.
+        max_age = int(os.environ.get("POSTDESK_DB_CONN_MAX_AGE", "0"))
+        db = dict(dj_database_url.parse(CONFIG.database_url, conn_max_age=max_age, conn_health_checks=max_age > 0))
         return db
     return {
         "ENGINE": "django.db.backends.sqlite3",

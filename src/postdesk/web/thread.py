@@ -465,14 +465,16 @@ def _neighbours(user: User, conversation: Conversation) -> tuple[int | None, int
     """(newer, older) conversation numbers in the default list's order (last message first), for k and j."""
     visible = access.visible_conversations(user)
     at, pk = conversation.last_message_at, conversation.pk
+    # Written as a range on last_message_at plus a tie-break, never as a bare OR: only a range lets the
+    # database walk the (last_message_at, id) index instead of filtering every row.
     newer = (
-        visible.filter(Q(last_message_at__gt=at) | Q(last_message_at=at, id__gt=pk))
+        visible.filter(Q(last_message_at__gte=at) & (Q(last_message_at__gt=at) | Q(id__gt=pk)))
         .order_by("last_message_at", "id")
         .values_list("number", flat=True)
         .first()
     )
     older = (
-        visible.filter(Q(last_message_at__lt=at) | Q(last_message_at=at, id__lt=pk))
+        visible.filter(Q(last_message_at__lte=at) & (Q(last_message_at__lt=at) | Q(id__lt=pk)))
         .order_by("-last_message_at", "-id")
         .values_list("number", flat=True)
         .first()
