@@ -42,7 +42,8 @@ SEED_PATH = Path(__file__).resolve().parents[2] / "bench" / "seed.py"
 COUNT = 200
 MESSAGES_PER = 5
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# PostgreSQL only: `make test` deselects these from the SQLite pass and runs them in the PostgreSQL one.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 
 def _seed_module() -> ModuleType:
@@ -68,7 +69,7 @@ def _schema(cur: psycopg.Cursor[Any]) -> tuple[list[tuple[Any, ...]], list[tuple
 @pytest.fixture
 def seeded() -> Iterator[tuple[ModuleType, Any, tuple[Any, Any]]]:
     if connection.vendor != "postgresql":
-        pytest.skip("bench/seed.py fills PostgreSQL only (COPY); run with DATABASE_URL=postgres://…")
+        pytest.fail("bench/seed.py fills PostgreSQL only (COPY): run these with DATABASE_URL=postgres://…")
     module = _seed_module()
     params = connection.get_connection_params()
     conninfo = {key: params[key] for key in ("dbname", "host", "port", "user", "password") if params.get(key)}
