@@ -50,7 +50,7 @@ def test_finds_by_subject_later_message_contact_name_and_address(deliver: Delive
             subject="Re: Invoice missing",
             sender="Bob Builder <bob@b.test>",
             body="Still waiting. The error says E4711-QUOKKA when I open it.\n",
-            in_reply_to=first.message_id and f"<{first.message_id}>",
+            in_reply_to=f"<{first.message_id}>",
         ),
         at=BASE_TIME + timedelta(hours=1),
     )
@@ -264,6 +264,48 @@ def test_edits_deletes_and_rebuild(two_teams: TwoTeams) -> None:
     assert numbers(user, "YSECRET-SUBJECT") == [y.number]
 
 
+def test_bulk_inserts_are_indexed_and_a_paused_load_is_caught_up_by_rebuild(two_teams: TwoTeams) -> None:
+    x, y = two_teams.conversation_x, two_teams.conversation_y
+    user = two_teams.superuser
+
+    def bulk(word: str) -> None:
+        # One INSERT statement for several conversations, as COPY in bench/seed.py is one statement.
+        Message.objects.bulk_create(
+            Message(conversation=c, mailbox=c.mailbox, direction="inbound", text=f"{word} {c.number}")
+            for c in (x, y, x)
+        )
+
+    bulk("marsupial")
+    assert numbers(user, "marsupial") == [y.number, x.number]
+    assert numbers(user, f"marsupial {x.number}") == [x.number]
+
+    if connection.vendor == "postgresql":  # pausing is for COPY, which only PostgreSQL has
+        with connection.cursor() as cursor:
+            cursor.execute(search.PAUSE_SQL)
+        bulk("echidna")
+        assert numbers(user, "echidna") == []
+        assert search.rebuild() == 2
+        assert numbers(user, "echidna") == [y.number, x.number]
+        assert numbers(user, "marsupial") == [y.number, x.number]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rebuild_outside_a_transaction(deliver: Deliver) -> None:
+    # Outside a transaction PostgreSQL fills and indexes on several connections at once.
+    from django.contrib.auth import get_user_model
+
+    mailbox = make_mailbox()
+    made = [
+        deliver(mailbox, make_raw_mail(subject=f"Case {i}", body=f"Reference platypus-{i}.\n")).conversation.number
+        for i in range(7)
+    ]
+    user = get_user_model().objects.create_superuser("rebuild@example.org", "rebuild@example.org", "pw-rebuild-1")
+    assert search.rebuild(workers=3) == 7
+    assert sorted(numbers(user, "platypus")) == sorted(made)
+    assert numbers(user, "platypus-3") == [made[3]]
+    assert numbers(user, "case 6") == [made[6]]
+
+
 # --- who finds what -------------------------------------------------------------------------------------
 
 
@@ -408,10 +450,12 @@ _QUERY_TEXT = st.one_of(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(q=_QUERY_TEXT)
-def test_no_query_text_raises(two_teams: TwoTeams, q: str) -> None:
+@given(q=_QUERY_TEXT, common=st.booleans())
+def test_no_query_text_raises(two_teams: TwoTeams, monkeypatch: pytest.MonkeyPatch, q: str, common: bool) -> None:
+    monkeypatch.setattr(search, "COMMON_MATCHES", 0 if common else 10**9)
     found = numbers(two_teams.superuser, q)
     assert set(found) <= {two_teams.conversation_x.number, two_teams.conversation_y.number}
+    assert {c.number for c in search.ranked(Conversation.objects.all(), q)} == set(found)  # the same matches
 
 
 def test_parse() -> None:

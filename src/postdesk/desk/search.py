@@ -214,11 +214,11 @@ class _PostgreSQL(_Backend):
             word = "".join(ch for ch in term if ch.isalnum())
             if len(term) < _SHORT and _is_cjk(term):
                 # CJK text is indexed as its single characters and pairs of characters (see the migration).
-                where.append("desk_search_words(subject, contact, body) @@ to_tsquery('simple', %s)")
+                where.append("words @@ to_tsquery('simple', %s)")
                 params.append(term)
             elif len(term) < _SHORT and word:
                 # Only letters and digits reach to_tsquery, so no input can be a tsquery syntax error.
-                where.append("desk_search_words(subject, contact, body) @@ to_tsquery('simple', %s)")
+                where.append("words @@ to_tsquery('simple', %s)")
                 params.append(f"{word}:*")
             else:
                 where.append(f"{self._DOCUMENT} LIKE lower(%s)")
@@ -285,14 +285,15 @@ def filter_matching(rows: QuerySet[Conversation], q: str) -> QuerySet[Conversati
     return rows.filter(pk__in=RawSQL(sql, params))  # noqa: S611 — our SQL; the user's text is in params
 
 
-def score(subject: str, contact: str, body: str, terms: Sequence[str], *, average_length: float) -> float:
-    """Relevance of one document (already case-folded) for case-folded `terms`: BM25-like for the body,
-    plus fixed weights for a hit in the subject or the contact, which say most about a conversation."""
+def score(subject: str, contact: str, body: str, weights: dict[str, float], *, average_length: float) -> float:
+    """Relevance of one case-folded document for case-folded terms with their weights: BM25-like for the
+    body, plus fixed amounts for a hit in the subject or the contact, which say most about a conversation."""
     total = 0.0
     length_factor = 1.2 * (0.25 + 0.75 * len(body) / max(average_length, 1.0))
-    for term in terms:
+    for term, weight in weights.items():
         frequency = body.count(term)
-        total += 3.0 * (term in subject) + 2.0 * (term in contact) + frequency * 2.2 / (frequency + length_factor)
+        body_score = frequency * 2.2 / (frequency + length_factor)
+        total += weight * (3.0 * (term in subject) + 2.0 * (term in contact) + body_score)
     return total
 
 
@@ -309,23 +310,19 @@ def ranked(rows: QuerySet[Conversation], q: str, *, limit: int = 20, window: int
     ids = list(newest.values_list("pk", flat=True)[:window])
     if not ids:
         return []
-    key = "rowid" if connections[rows.db].vendor == "sqlite" else "conversation_id"
+    key = _backend(rows.db).key
     placeholders = ", ".join(["%s"] * len(ids))
     with connections[rows.db].cursor() as cursor:
         sql = f"SELECT {key}, subject, contact, body FROM desk_search WHERE {key} IN ({placeholders})"  # noqa: S608
         cursor.execute(sql, ids)
         documents = {row[0]: (row[1].casefold(), row[2].casefold(), row[3].casefold()) for row in cursor.fetchall()}
-    folded = [term.casefold() for term in terms]
-    average = sum(len(doc[2]) for doc in documents.values()) / max(len(documents), 1)
-    # Rarer terms weigh more (inverse document frequency within the window).
+    # Rarer terms weigh more: inverse document frequency within the window.
     weights = {
         term: math.log(1 + len(documents) / (1 + sum(term in " ".join(doc) for doc in documents.values())))
-        for term in folded
+        for term in (term.casefold() for term in terms)
     }
-    scores = {
-        pk: sum(weights[term] * score(*doc, [term], average_length=average) for term in folded)
-        for pk, doc in documents.items()
-    }
+    average = sum(len(doc[2]) for doc in documents.values()) / max(len(documents), 1)
+    scores = {pk: score(*doc, weights, average_length=average) for pk, doc in documents.items()}
     recency = {pk: position for position, pk in enumerate(ids)}
     best = sorted(ids, key=lambda pk: (-scores.get(pk, 0.0), recency[pk]))[:limit]
     found = rows.filter(pk__in=best).in_bulk()
@@ -364,7 +361,10 @@ def rebuild(using: str = DEFAULT_DB_ALIAS, *, workers: int = 2) -> int:
             cursor.execute(f"DROP INDEX {name}")
         cursor.execute("SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM desk_conversation")
         low, high = (int(value) for value in cursor.fetchone())
-    fill = "INSERT INTO desk_search SELECT * FROM desk_search_source WHERE conversation_id BETWEEN %s AND %s"
+    fill = (
+        "INSERT INTO desk_search (conversation_id, subject, contact, body)"
+        " SELECT * FROM desk_search_source WHERE conversation_id BETWEEN %s AND %s"
+    )
     step = (high - low) // max(workers, 1) + 1
     fills: list[tuple[str, Params]] = [(fill, [start, start + step - 1]) for start in range(low, high + 1, step)]
     builds: list[tuple[str, Params]] = [(definition, []) for definition in indexes]

@@ -115,7 +115,10 @@ CREATE TABLE desk_search (
     conversation_id bigint PRIMARY KEY,  -- desk_conversation.id; no foreign key, so TRUNCATE stays simple
     subject text NOT NULL DEFAULT '',
     contact text NOT NULL DEFAULT '',
-    body text NOT NULL DEFAULT ''
+    body text NOT NULL DEFAULT '',
+    -- Stored, not an index expression: computing it takes about 0.3 ms for a Chinese document, and a
+    -- plan that walks a list in order would compute it again for every conversation it passes.
+    words tsvector GENERATED ALWAYS AS (desk_search_words(subject, contact, body)) STORED
 );
 
 -- What each conversation's document is; the triggers and search.rebuild() copy rows from it.
@@ -246,7 +249,7 @@ INSERT INTO desk_search (conversation_id, subject, contact, body) SELECT * FROM 
 
 PG_INDEXES = """
 CREATE INDEX desk_search_trigrams ON desk_search USING gin (desk_search_document(subject, contact, body) gin_trgm_ops);
-CREATE INDEX desk_search_words ON desk_search USING gin (desk_search_words(subject, contact, body));
+CREATE INDEX desk_search_words ON desk_search USING gin (words);
 ANALYZE desk_search;
 """
 
