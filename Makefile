@@ -78,7 +78,22 @@ bench-parse: install-dev ## parsing and reply-split rates and quality against th
 bench-corpus: install-dev ## every corpus: what Postdesk gets right, beside the stdlib and mail-parser-reply
 	$(BIN)/python bench/corpus.py
 
+bench-seed: install-dev services ## fill PostgreSQL database postdesk_bench with N=100000 conversations (N=1000000 for the published figures)
+	$(BIN)/python bench/seed.py --conversations $(or $(N),100000) --reset
+
+bench-workspace: install-dev services ## list and conversation page latency on the seeded database, beside OFFSET and COUNT(*)
+	$(BIN)/python bench/workspace.py
+
+bench-search: install-dev services ## search latency (rare, common, phrase; en and zh) on the seeded database, beside icontains
+	$(BIN)/python bench/search.py --database-url postgres://$$(id -un)@127.0.0.1:5432/postdesk_bench
+
+bench-load: install-dev services ## 100 simulated agents on two cores against the seeded database
+	$(BIN)/python bench/load.py
+
+bench-live: install-dev services ## SMTP accept to visible in chromium, one process on SQLite and scaled out on PostgreSQL + Redis
+	$(BIN)/python bench/live_latency.py --scale-out
+
 clean: ## remove the virtualenv, caches and test data (keeps ./var)
 	rm -rf $(VENV) $(TEST_DATA_DIR) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
 
-.PHONY: help install install-dev run system-packages services lint test-sqlite test-postgres test bench-ingest bench-parse bench-corpus clean
+.PHONY: help install install-dev run system-packages services lint test-sqlite test-postgres test bench-ingest bench-parse bench-corpus bench-seed bench-workspace bench-search bench-load bench-live clean
