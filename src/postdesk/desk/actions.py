@@ -47,6 +47,7 @@ from postdesk.desk.models import (
     Tag,
     ThreadRef,
 )
+from postdesk.desk.people import display_name
 from postdesk.mail import thread_keys
 
 # Statuses an agent sets by hand; `snoozed`, `spam` and `merged` have their own actions.
@@ -211,7 +212,7 @@ def changes_since(user: User, conversation: Conversation, seen_event_id: int) ->
     others = others.exclude(message__outbound__state=OutboundState.CANCELLED)
     described: list[str] = []
     for event in others.select_related("actor").order_by("id")[:10]:
-        who = _display(event.actor) if event.actor else _("the customer")
+        who = display_name(event.actor) if event.actor else _("the customer")
         if event.kind == EventKind.RECEIVED:
             described.append(_("the customer wrote again"))
         elif event.kind == EventKind.REPLIED:
@@ -222,13 +223,6 @@ def changes_since(user: User, conversation: Conversation, seen_event_id: int) ->
             assignee = event.data.get("assignee_name") or _("nobody")
             described.append(_("%(who)s assigned it to %(assignee)s") % {"who": who, "assignee": assignee})
     return list(dict.fromkeys(described))
-
-
-def _display(user: User | None) -> str:
-    if user is None:
-        return ""
-    full = getattr(user, "get_full_name", lambda: "")()
-    return str(full or getattr(user, "email", "") or user.get_username())
 
 
 # --- replies, forwards and notes ----------------------------------------------------------------------
@@ -313,7 +307,7 @@ def do_reply(
             in_reply_to=in_reply_to,
             references=references,
             from_address=mailbox.address,
-            from_name=mailbox.name or _display(user),
+            from_name=mailbox.name or display_name(user),
             to=[{"name": "", "address": a} for a in recipients.to],
             cc=[{"name": "", "address": a} for a in recipients.cc],
             bcc=[{"name": "", "address": a} for a in recipients.bcc],
@@ -368,7 +362,7 @@ def do_note(user: User, conversation: Conversation, *, text: str) -> Message:
             mailbox=conversation.mailbox,
             direction=Direction.NOTE,
             from_address=getattr(user, "email", ""),
-            from_name=_display(user),
+            from_name=display_name(user),
             text=text,
             visible_text=text,
             author_id=user.pk,
@@ -385,7 +379,8 @@ def do_note(user: User, conversation: Conversation, *, text: str) -> Message:
                 recipient=mentioned_user,
                 conversation=conversation,
                 event=event,
-                text=_("%(who)s mentioned you on #%(number)s") % {"who": _display(user), "number": conversation.number},
+                text=_("%(who)s mentioned you on #%(number)s")
+                % {"who": display_name(user), "number": conversation.number},
             )
             for mentioned_user in mentioned
         )
@@ -430,9 +425,9 @@ def do_assign(user: User, conversation: Conversation, assignee: User | None) -> 
     _require_act(user)
     if assignee is not None:
         if _role(assignee) not in (Role.ADMIN, Role.SUPERVISOR, Role.AGENT):
-            raise BadRequest(_("%(who)s is not an agent who can answer mail.") % {"who": _display(assignee)})
+            raise BadRequest(_("%(who)s is not an agent who can answer mail.") % {"who": display_name(assignee)})
         if not access.visible_conversations(assignee).filter(pk=conversation.pk).exists():
-            raise BadRequest(_("%(who)s is not in a team that sees this mailbox.") % {"who": _display(assignee)})
+            raise BadRequest(_("%(who)s is not in a team that sees this mailbox.") % {"who": display_name(assignee)})
     with transaction.atomic():
         conversation = _locked(user, conversation)
         new_id = assignee.pk if assignee is not None else None
@@ -449,7 +444,7 @@ def do_assign(user: User, conversation: Conversation, assignee: User | None) -> 
             user,
             EventKind.ASSIGNED,
             assignee=new_id,
-            assignee_name=_display(assignee) if assignee is not None else "",
+            assignee_name=display_name(assignee) if assignee is not None else "",
         )
     return conversation
 

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -102,3 +103,11 @@ def new_token(email: str) -> str:
         raise BadRequest(f"no active agent {email!r}; add one with: postdesk agent add {email} --team NAME")
     _instance, token = AuthToken.objects.create(user=user)
     return str(token)
+
+
+def display_name(user: AbstractBaseUser | None) -> str:
+    """How an agent is named to others: full name, else email, else user name ("" for nobody)."""
+    if user is None:
+        return ""
+    full = getattr(user, "get_full_name", lambda: "")()
+    return str(full or getattr(user, "email", "") or user.get_username())

@@ -55,6 +55,7 @@ from django.utils.translation import gettext as _
 
 from postdesk.desk import access
 from postdesk.desk.live import conversation_group, mailbox_group
+from postdesk.desk.people import display_name
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,6 @@ VIEWING, TYPING, LEFT = "viewing", "typing", "left"
 def presence_group(mailbox_id: int) -> str:
     """The sockets present on some conversation of that mailbox: a list page's roll call goes here."""
     return f"presence-mailbox-{mailbox_id}"
-
-
-def display_name(user: AbstractBaseUser) -> str:
-    full = getattr(user, "get_full_name", lambda: "")()
-    return str(full or getattr(user, "email", "") or user.get_username())
 
 
 @dataclass(slots=True)

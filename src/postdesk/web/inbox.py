@@ -37,6 +37,7 @@ from postdesk.desk.folders import (
 )
 from postdesk.desk.models import AgentProfile, Conversation, Priority, Role, SavedView, Status, Team
 from postdesk.desk.pagination import DEFAULT_LIMIT, Sort, keyset_page
+from postdesk.desk.people import display_name
 from postdesk.web.views import agent_action, agent_page
 
 # How many per-conversation problems of a bulk action are listed one by one.
@@ -92,12 +93,6 @@ def filters_query(filters: Mapping[str, str]) -> str:
     return f"?{query}" if query else ""
 
 
-def _display(user: User | None) -> str:
-    if user is None:
-        return ""
-    return str(user.get_full_name() or user.email or user.get_username())
-
-
 def _age(when: datetime, now: datetime) -> str:
     if now - when < timedelta(minutes=1):
         return _("just now")
@@ -113,7 +108,7 @@ def assignable_agents(user: User) -> list[User]:
         .select_related("user")
         .distinct()
     )
-    return sorted((p.user for p in profiles), key=lambda u: _display(u).lower())
+    return sorted((p.user for p in profiles), key=lambda u: display_name(u).lower())
 
 
 def _list_context(request: HttpRequest) -> dict[str, object]:
@@ -127,7 +122,7 @@ def _list_context(request: HttpRequest) -> dict[str, object]:
         ListRow(
             conversation=c,
             tags=sorted(t.name for t in c.tags.all()),
-            assignee_name=_display(c.assignee),
+            assignee_name=display_name(c.assignee),
             last_activity=_age(c.last_message_at, now),
             waiting=timesince(c.waiting_since, now, depth=1) if c.waiting_since else "",
         )
@@ -166,7 +161,7 @@ def _page_context(request: HttpRequest) -> dict[str, object]:
         "statuses": Status.choices,
         "priorities": Priority.choices,
         "sorts": [(s.value, str(label)) for s, label in SORT_LABELS.items()],
-        "agents": [(str(a.pk), _display(a)) for a in agents],
+        "agents": [(str(a.pk), display_name(a)) for a in agents],
         "settable_statuses": [(s.value, s.label) for s in actions.SETTABLE_STATUSES],
         "saved_views": [
             {"view": v, "url": filters_query(v.filters) or "?", "active": v.filters == listing.params} for v in views

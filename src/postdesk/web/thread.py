@@ -57,6 +57,7 @@ from postdesk.desk.models import (
     Role,
     Status,
 )
+from postdesk.desk.people import display_name
 from postdesk.web.views import MAIL_HTML_CSP, View, agent_action, agent_page
 
 log = logging.getLogger(__name__)
@@ -117,13 +118,6 @@ def _is_htmx(request: HttpRequest) -> bool:
 
 def _page_url(conversation: Conversation) -> str:
     return reverse("web:conversation", args=[conversation.number])
-
-
-def _display(user: Any) -> str:
-    if user is None:
-        return ""
-    full = user.get_full_name() if hasattr(user, "get_full_name") else ""
-    return str(full or getattr(user, "email", "") or user.get_username())
 
 
 def _int_field(raw: str | None, *, label: str) -> int:
@@ -392,7 +386,7 @@ def _timeline(conversation: Conversation) -> list[TimelineEntry]:
     entries = []
     for event in events:
         text, link = _describe(event, senders)
-        actor = _display(event.actor) if event.actor else ("" if event.kind == EventKind.RECEIVED else "Postdesk")
+        actor = display_name(event.actor) if event.actor else ("" if event.kind == EventKind.RECEIVED else "Postdesk")
         entries.append(TimelineEntry(event.kind, text, actor, event.created_at, link))
     return entries
 
@@ -418,9 +412,9 @@ def _header_context(user: User, conversation: Conversation) -> dict[str, Any]:
     return {
         "conversation": conversation,
         "tags": [t.name for t in conversation.tags.all()],
-        "followers": [_display(f) for f in followers],
+        "followers": [display_name(f) for f in followers],
         "following": any(f.pk == user.pk for f in followers),
-        "assignee_name": _display(conversation.assignee) if conversation.assignee else "",
+        "assignee_name": display_name(conversation.assignee) if conversation.assignee else "",
         "is_mine": conversation.assignee_id == user.pk,
         "can_act": _may_act(user),
         "settable_statuses": [(s.value, s.label) for s in actions.SETTABLE_STATUSES],
@@ -433,7 +427,7 @@ def _drafts_context(user: User, conversation: Conversation) -> dict[str, Any]:
         "conversation": conversation,
         "drafts": [
             {
-                "author": _display(d.author),
+                "author": display_name(d.author),
                 "kind": d.kind,
                 "kind_label": DraftKind(d.kind).label if d.kind in DraftKind.values else d.kind,
                 "text": d.text,
@@ -956,7 +950,7 @@ def assign(request: HttpRequest, number: int) -> HttpResponse:
             raise BadRequest(_("There is no agent %(who)s.") % {"who": raw})
         assignee = found
     actions.do_assign(_user(request), conversation, assignee)
-    text = _("Assigned to %(who)s.") % {"who": _display(assignee)} if assignee else _("Nobody is assigned now.")
+    text = _("Assigned to %(who)s.") % {"who": display_name(assignee)} if assignee else _("Nobody is assigned now.")
     return _done(request, conversation, text, "assigned")
 
 
