@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -68,3 +69,21 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str) -> T:
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def http_ready(url: str) -> bool:
+    """Postdesk's web server at `url` answers its login page."""
+    try:
+        with urllib.request.urlopen(f"{url}/login/", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def smtp_ready(port: int) -> bool:
+    """An SMTP server on loopback `port` greets with 220."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            return sock.recv(3) == b"220"
+    except OSError:
+        return False

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import smtplib
-import socket
 import subprocess
 import threading
 import time
@@ -32,7 +31,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 from playwright.sync_api import Browser, BrowserContext, Dialog, ElementHandle, Frame, Page, Request, WebSocket
 
-from processes import POSTDESK, free_port, postdesk_env, stop, wait_for
+from processes import POSTDESK, free_port, http_ready, postdesk_env, smtp_ready, stop, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -316,22 +315,6 @@ print(json.dumps(outputs))
 """
 
 
-def _http_ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/login/", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def _smtp_ready(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            return sock.recv(3) == b"220"
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def running_desk(data_dir: Path, sink_port: int) -> Iterator[Desk]:
     """Set up an installation with the CLI and run `postdesk run` (web, jobs and SMTP listener in one process).
@@ -383,7 +366,7 @@ def running_desk(data_dir: Path, sink_port: int) -> Iterator[Desk]:
         url = f"http://127.0.0.1:{http_port}"
         try:
             try:
-                wait_for(lambda: server.poll() is not None or (_http_ready(url) and _smtp_ready(smtp_port)), 60, "it")
+                wait_for(lambda: server.poll() is not None or (http_ready(url) and smtp_ready(smtp_port)), 60, "it")
             except AssertionError:
                 raise AssertionError(f"postdesk run did not start:\n{log.read_text()}") from None
             assert server.poll() is None, f"postdesk run exited:\n{log.read_text()}"

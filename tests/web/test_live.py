@@ -33,7 +33,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
 from factories import make_raw_mail
-from processes import POSTDESK, free_port, postdesk, postdesk_env, stop, wait_for
+from processes import POSTDESK, free_port, http_ready, postdesk, postdesk_env, smtp_ready, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -131,22 +131,6 @@ def install(data_dir: Path, database_url: str | None, **extra: str) -> Desk:
     return Desk(env=env, smtp_port=smtp_port, mailbox_ids=json.loads(ids.stdout), tokens=tokens)
 
 
-def _http_ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/login/", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def _smtp_ready(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            return sock.recv(3) == b"220"
-    except OSError:
-        return False
-
-
 @dataclass
 class Processes:
     """Postdesk processes started by a test, stopped (SIGTERM) at its end."""
@@ -170,8 +154,8 @@ class Processes:
         def ready() -> bool:
             for process, log in self.running:
                 assert process.poll() is None, f"{log.name} exited:\n{log.read_text()}"
-            return all(_http_ready(f"http://127.0.0.1:{port}") for port in http_ports) and (
-                not smtp or _smtp_ready(self.desk.smtp_port)
+            return all(http_ready(f"http://127.0.0.1:{port}") for port in http_ports) and (
+                not smtp or smtp_ready(self.desk.smtp_port)
             )
 
         wait_for(ready, 2 * WAIT_SECONDS, "the Postdesk processes to start")
