@@ -42,6 +42,16 @@ def _profile(user: User) -> AgentProfile | None:
     return AgentProfile.objects.filter(user_id=user.pk).first()
 
 
+def role(user: User) -> str | None:
+    """The user's role: admin for active superusers, their agent role, or None (no agent, inactive, anonymous)."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if getattr(user, "is_superuser", False):
+        return Role.ADMIN
+    profile = AgentProfile.objects.filter(user_id=user.pk).only("role").first()
+    return profile.role if profile else None
+
+
 def _restricted_to(user: User) -> QuerySet[Mailbox] | None:
     """The mailboxes `user` is limited to, or None when the user sees everything."""
     if user.is_authenticated and user.is_active and getattr(user, "is_superuser", False):

@@ -18,7 +18,7 @@ from email.utils import getaddresses
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -29,7 +29,6 @@ from django.utils.translation import gettext as _
 from postdesk.desk import access, live, outbox
 from postdesk.desk.errors import BadRequest, NotFound, PermissionDenied, PostdeskError
 from postdesk.desk.models import (
-    AgentProfile,
     BlockedSender,
     Conversation,
     Direction,
@@ -91,18 +90,9 @@ class BulkResult:
 # --- rights -------------------------------------------------------------------------------------------
 
 
-def _role(user: User | AnonymousUser) -> str | None:
-    if user.is_authenticated and user.is_active and getattr(user, "is_superuser", False):
-        return Role.ADMIN
-    if not user.is_authenticated or not user.is_active:
-        return None
-    profile = AgentProfile.objects.filter(user_id=user.pk).only("role").first()
-    return profile.role if profile else None
-
-
 def can_act(user: User) -> bool:
     """True when the user may answer and change conversations (not only read and add notes)."""
-    return _role(user) in (Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
+    return access.role(user) in (Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
 
 
 def _require_act(user: User) -> None:
@@ -352,7 +342,7 @@ def do_reply(
 def do_note(user: User, conversation: Conversation, *, text: str) -> Message:
     """An internal note; `@name` mentions notify those agents (if they can see the conversation)."""
     text = _clean_text(text, label=_("The note"))
-    if _role(user) is None:
+    if access.role(user) is None:
         raise NotFound(_("There is no conversation #%(number)s.") % {"number": conversation.number})
     with transaction.atomic():
         conversation = _locked(user, conversation)
@@ -424,7 +414,7 @@ def do_assign(user: User, conversation: Conversation, assignee: User | None) -> 
     """Give the conversation to `assignee` (None: unassign). The assignee must be able to see it."""
     _require_act(user)
     if assignee is not None:
-        if _role(assignee) not in (Role.ADMIN, Role.SUPERVISOR, Role.AGENT):
+        if access.role(assignee) not in (Role.ADMIN, Role.SUPERVISOR, Role.AGENT):
             raise BadRequest(_("%(who)s is not an agent who can answer mail.") % {"who": display_name(assignee)})
         if not access.visible_conversations(assignee).filter(pk=conversation.pk).exists():
             raise BadRequest(_("%(who)s is not in a team that sees this mailbox.") % {"who": display_name(assignee)})
@@ -568,7 +558,7 @@ def do_tag(
 
 def do_follow(user: User, conversation: Conversation, *, follow: bool = True) -> Conversation:
     """Follow (or stop following) a conversation: followers are told when it changes."""
-    if _role(user) is None:
+    if access.role(user) is None:
         raise NotFound(_("There is no conversation #%(number)s.") % {"number": conversation.number})
     with transaction.atomic():
         conversation = _locked(user, conversation)
@@ -711,7 +701,7 @@ def do_save_draft(
         raise BadRequest(_("Unknown draft kind %(kind)r.") % {"kind": kind})
     if kind != DraftKind.NOTE:
         _require_act(user)
-    elif _role(user) is None:
+    elif access.role(user) is None:
         raise NotFound(_("There is no conversation #%(number)s.") % {"number": conversation.number})
     text = _clean_text(text, label=_("The draft"), required=False)
     with transaction.atomic():
@@ -852,7 +842,7 @@ VIEW_FILTER_KEYS = (
 
 
 def do_save_view(user: User, name: str, filters: dict[str, str]) -> SavedView:
-    if _role(user) is None:
+    if access.role(user) is None:
         raise PermissionDenied(_("Only agents can save views."))
     name = " ".join(name.split())
     if not name or len(name) > 100:
