@@ -604,11 +604,9 @@ def do_merge(user: User, source: Conversation, target: Conversation) -> Conversa
         source.merged_into = target
         source.updated_at = now
         source.snoozed_until = None
-        source.save(update_fields=["status", "merged_into", "updated_at", "snoozed_until"])
         source.message_count = 0
-        source.save(update_fields=["message_count"])
-        for tag in source.tags.all():
-            target.tags.add(tag)
+        source.save(update_fields=["status", "merged_into", "updated_at", "snoozed_until", "message_count"])
+        target.tags.add(*source.tags.all())
         target.updated_at = now
         if target.waiting_since is None or (source.waiting_since and source.waiting_since < target.waiting_since):
             target.waiting_since = source.waiting_since or target.waiting_since
