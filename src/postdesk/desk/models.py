@@ -10,12 +10,40 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import models
+from django.db.models import Value
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
+class AssignmentMode(models.TextChoices):
+    MANUAL = "manual", _("Manual")
+    ROUND_ROBIN = "round_robin", _("Round robin")
+    LEAST_LOADED = "least_loaded", _("Least loaded")
+
+
 class Team(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
+    assignment_mode = models.CharField(
+        _("assignment"),
+        max_length=20,
+        choices=AssignmentMode.choices,
+        default=AssignmentMode.MANUAL,
+        db_default=AssignmentMode.MANUAL,
+    )
+    language_strict = models.BooleanField(
+        _("only agents who speak the customer's language"),
+        default=False,
+        db_default=False,
+        help_text=_("When nobody online speaks the language, the conversation waits in the team queue."),
+    )
+    calendar = models.ForeignKey(
+        "BusinessCalendar",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("business hours"),
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -29,10 +57,45 @@ class Role(models.TextChoices):
     COLLABORATOR = "collaborator", _("Collaborator")
 
 
+class Availability(models.TextChoices):
+    ONLINE = "online", _("Online")
+    AWAY = "away", _("Away")
+    OFFLINE = "offline", _("Offline")
+
+
 class AgentProfile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.AGENT)
     teams = models.ManyToManyField(Team, related_name="agents", blank=True)
+    # Routing (triage/assignment.py): who may take what, and how much.
+    skills = models.JSONField(_("skills"), default=list, db_default=Value([], models.JSONField()), blank=True)
+    languages = models.JSONField(
+        _("languages"),
+        default=list,
+        db_default=Value([], models.JSONField()),
+        blank=True,
+        help_text=_("ISO 639-1 codes, e.g. en, ru"),
+    )
+    capacity = models.PositiveIntegerField(
+        _("capacity"), null=True, blank=True, help_text=_("At most this many open conversations; empty = no limit.")
+    )
+    availability = models.CharField(
+        _("availability"),
+        max_length=10,
+        choices=Availability.choices,
+        default=Availability.ONLINE,
+        db_default=Availability.ONLINE,
+    )
+    schedule = models.ForeignKey(
+        "BusinessCalendar",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("shift schedule"),
+        help_text=_("Outside these hours the agent is off shift and gets no new conversations."),
+    )
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"
@@ -54,6 +117,29 @@ class Mailbox(models.Model):
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="mailboxes")
     signature = models.TextField(blank=True)
     active = models.BooleanField(default=True)
+    calendar = models.ForeignKey(
+        "BusinessCalendar",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("business hours"),
+        help_text=_("Used for SLA clocks and the acknowledgement's promise; empty = the team's, else 24x7."),
+    )
+    acknowledge = models.BooleanField(
+        _("send an acknowledgement"),
+        default=False,
+        db_default=False,
+        help_text=_("Tell each new customer when to expect an answer (once per conversation, never to robots)."),
+    )
+    acknowledgement_template = models.CharField(
+        _("acknowledgement template key"),
+        max_length=100,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("The key of the reply template to send; its translations are chosen by the customer's language."),
+    )
 
     imap_host = models.CharField(max_length=255, blank=True)
     imap_port = models.PositiveIntegerField(default=993)
@@ -179,6 +265,13 @@ class Tag(models.Model):
         return self.name
 
 
+class DecisionSource(models.TextChoices):
+    RULE = "rule", _("a rule")
+    MODEL = "model", _("the classifier")
+    LEXICON = "lexicon", _("the urgency lexicon")
+    AGENT = "agent", _("an agent")
+
+
 class Conversation(models.Model):
     number = models.PositiveBigIntegerField(unique=True)
     subject = models.CharField(max_length=998, blank=True)
@@ -226,6 +319,53 @@ class Conversation(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
+    # Triage (postdesk.triage): what the mail is about, how sure we are, and who decided.
+    # db_default: rows written by COPY (bench/seed.py) and older code paths get the same empty values.
+    language = models.CharField(max_length=16, blank=True, default="", db_default="")
+    category = models.CharField(max_length=100, blank=True, default="", db_default="")
+    category_confidence = models.FloatField(null=True, blank=True)
+    category_source = models.CharField(
+        max_length=10, choices=DecisionSource.choices, blank=True, default="", db_default=""
+    )
+    priority_source = models.CharField(
+        max_length=10, choices=DecisionSource.choices, blank=True, default="", db_default=""
+    )
+    priority_confidence = models.FloatField(null=True, blank=True)
+    duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="repeats",
+        help_text="the customer's open conversation this one asks again about",
+    )
+    incident = models.ForeignKey(
+        "Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    signature = models.CharField(
+        max_length=2000,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="duplicate-detection signature of the first mail",
+    )
+
+    # SLA clocks (postdesk.sla), as due_at columns a periodic job sweeps (DESIGN.md §7).
+    sla_policy = models.ForeignKey("SlaPolicy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    next_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    # The earliest of the running deadlines: what lists show and sort by.
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    # While paused (waiting on the customer): business seconds left per target, e.g. {"resolution": 5400}.
+    sla_paused = models.JSONField(default=dict, db_default=Value({}, models.JSONField()), blank=True)
+    # When the sweeper must look next (the next warning or breach); None when nothing is pending.
+    sla_check_at = models.DateTimeField(null=True, blank=True)
+    # Warnings and breaches already announced, as "target:kind:due_at-isoformat", so each is sent once.
+    sla_notices = models.JSONField(default=list, db_default=Value([], models.JSONField()), blank=True)
+    first_responded_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         indexes = [
             models.Index(fields=["mailbox", "status", "last_message_at", "id"], name="conv_mailbox_list"),
@@ -244,6 +384,9 @@ class Conversation(models.Model):
             models.Index(fields=["waiting_since", "id"], name="conv_waiting"),
             models.Index(fields=["priority_rank", "-last_message_at", "-id"], name="conv_priority"),
             models.Index(fields=["status", "waiting_since", "id"], name="conv_status_waiting"),
+            models.Index(fields=["mailbox", "sla_due_at", "id"], name="conv_mailbox_due"),
+            models.Index(fields=["sla_due_at", "id"], name="conv_due"),
+            models.Index(fields=["sla_check_at"], name="conv_sla_check"),
         ]
 
     def save(self, *args: Any, **kwargs: Any) -> None:
@@ -406,6 +549,13 @@ class EventKind(models.TextChoices):
     SPAM = "spam", _("Marked as spam")
     SEND_FAILED = "send_failed", _("Sending failed")
     SEND_CANCELLED = "send_cancelled", _("Sending undone")
+    TRIAGED = "triaged", _("Triaged")
+    CATEGORY = "category", _("Changed the category")
+    RULE_FIRED = "rule_fired", _("Rule applied")
+    ROUTED = "routed", _("Routed")
+    SLA = "sla", _("SLA")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    LINKED = "linked", _("Linked")
 
 
 class Event(models.Model):
@@ -533,3 +683,221 @@ class BlockedSender(models.Model):
 
     def __str__(self) -> str:
         return self.pattern
+
+
+class BusinessCalendar(models.Model):
+    """Business hours of a team, a mailbox or an agent's shift: a time zone, weekly hours and holidays."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
+    # {"mon": ["09:00-17:00"], "tue": [...], ..., "sun": []}; parsed by sla.business_hours.parse_weekly_hours.
+    weekly_hours = models.JSONField(_("weekly hours"), default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Holiday(models.Model):
+    calendar = models.ForeignKey(BusinessCalendar, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField(_("date"))
+    name = models.CharField(_("name"), max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["calendar", "date"], name="holiday_once_per_calendar")]
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}"
+
+
+class SlaPolicy(models.Model):
+    """Targets for first response, next response and resolution, chosen by conditions (the first match by order)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    order = models.IntegerField(_("order"), default=0)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    # Conditions; an empty list means any.
+    priorities = models.JSONField(_("priorities"), default=list, blank=True)
+    mailboxes = models.ManyToManyField(Mailbox, blank=True, related_name="+", verbose_name=_("mailboxes"))
+    categories = models.JSONField(_("categories"), default=list, blank=True)
+    tiers = models.JSONField(_("contact tiers"), default=list, blank=True)
+    calendar = models.ForeignKey(
+        BusinessCalendar,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("business hours"),
+        help_text=_("Empty = the mailbox's business hours."),
+    )
+    first_response_minutes = models.PositiveIntegerField(_("first response (business minutes)"), null=True, blank=True)
+    next_response_minutes = models.PositiveIntegerField(_("next response (business minutes)"), null=True, blank=True)
+    resolution_minutes = models.PositiveIntegerField(_("resolution (business minutes)"), null=True, blank=True)
+    warn_before_minutes = models.PositiveIntegerField(_("warn this many minutes before a breach"), default=30)
+    # Escalation on breach.
+    notify_owner = models.BooleanField(_("notify the assignee"), default=True)
+    notify_supervisor = models.BooleanField(_("notify the team's supervisors"), default=True)
+    raise_priority = models.BooleanField(_("raise the priority one step"), default=False)
+    reassign_to = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("hand over to team")
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["order", "id"]
+        verbose_name = _("SLA policy")
+        verbose_name_plural = _("SLA policies")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReplyTemplate(models.Model):
+    """A canned reply; rows sharing a key are translations of one template, chosen by the customer's language."""
+
+    key = models.SlugField(_("key"), max_length=100)
+    language = models.CharField(_("language"), max_length=16, blank=True, help_text=_("Empty = the default text."))
+    name = models.CharField(_("name"), max_length=200)
+    subject = models.CharField(_("subject"), max_length=500, blank=True, help_text=_("Empty = Re: the conversation's."))
+    body = models.TextField(
+        _("body"), help_text=_("Placeholders: {customer_name}, {number}, {subject}, {promised_time}, {mailbox}.")
+    )
+    mailbox = models.ForeignKey(
+        Mailbox,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text=_("Empty = every mailbox."),
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "language", "mailbox"], name="template_translation_once")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.language or 'default'})"
+
+
+class Rule(models.Model):
+    """An automation rule: "when TRIGGER, if CONDITIONS, then ACTIONS"; `definition` is triage.rules' data form."""
+
+    slug = models.SlugField(_("id"), max_length=100, unique=True, help_text=_("Stable: the timeline cites it."))
+    name = models.CharField(_("name"), max_length=200)
+    order = models.IntegerField(_("order"), default=0)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    definition = models.JSONField(_("definition"), default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.slug}: {self.name}"
+
+
+class Incident(models.Model):
+    """Many customers reporting the same thing in a short time, grouped so one answer serves them all."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(_("title"), max_length=500)
+    signature = models.CharField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class UrgencyTerm(models.Model):
+    """An administrator's addition to the built-in urgency lexicon (triage/lexicon.py)."""
+
+    term = models.CharField(_("term"), max_length=200)
+    language = models.CharField(_("language"), max_length=16)
+    topic = models.CharField(_("topic"), max_length=50)
+    priority = models.CharField(_("priority"), max_length=16, choices=Priority.choices, default=Priority.HIGH)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["term", "language"], name="urgency_term_once")]
+
+    def __str__(self) -> str:
+        return f"{self.term} ({self.language})"
+
+
+class ClassifierTarget(models.TextChoices):
+    CATEGORY = "category", _("Category")
+    PRIORITY = "priority", _("Priority")
+
+
+class ClassifierModel(models.Model):
+    """A trained classifier; the newest active one per target is used. The model file is a blob."""
+
+    target = models.CharField(max_length=10, choices=ClassifierTarget.choices)
+    blob_sha256 = models.CharField(max_length=64)
+    examples = models.PositiveIntegerField()
+    labels = models.JSONField(default=list)
+    accuracy = models.FloatField(null=True, blank=True)
+    macro_f1 = models.FloatField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    trained_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["target", "active", "trained_at"], name="classifier_current")]
+
+
+class AutoReplyKind(models.TextChoices):
+    ACKNOWLEDGEMENT = "ack", _("Acknowledgement")
+    RULE = "rule", _("Rule reply")
+
+
+class AutoReply(models.Model):
+    """Every automatic mail we sent, so each sender gets at most N a day and each conversation one acknowledgement."""
+
+    address = models.CharField(max_length=320)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=AutoReplyKind.choices)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["address", "sent_at"], name="auto_reply_per_sender")]
+
+
+class WebhookState(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
+
+
+class WebhookCall(models.Model):
+    """A rule's call_webhook action, delivered by a worker with retries so a slow endpoint never blocks intake."""
+
+    conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    rule_slug = models.CharField(max_length=100, blank=True)
+    url = models.CharField(max_length=2000, validators=[_web_url])
+    payload = models.JSONField(default=dict)
+    state = models.CharField(max_length=10, choices=WebhookState.choices, default=WebhookState.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    send_after = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "send_after"], name="webhook_due")]
+
+
+class IdempotentRequest(models.Model):
+    """An API write made with an Idempotency-Key: a retry with the same key gets the first answer, not a second mail."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_sha256 = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")]
