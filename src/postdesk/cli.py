@@ -758,6 +758,161 @@ def _add_outbox_commands(sub: Any) -> None:
     retry.add_argument("id", type=int, metavar="ID", help="the id `postdesk outbox` shows")
 
 
+# --- the classifier -----------------------------------------------------------------------------
+# `train --csv` and `classify` work on files only, for data brought from elsewhere: no database.
+
+# Mail bodies exceed the csv module's default field limit of 128 KiB.
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
+_CLASSIFY_BATCH = 1000
+_CLASSIFY_COLUMNS = ("label", "confidence")
+
+
+def _open_csv(path_text: str, columns: Sequence[str]) -> tuple[Any, Any]:
+    """An open file and a DictReader over it, after checking that the named columns exist."""
+    import csv
+
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    path = Path(path_text)
+    try:
+        # utf-8-sig: spreadsheets write a byte-order mark that would otherwise stick to the first column name.
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise CommandError(f"cannot read {path_text}: {exc.strerror or exc}") from None
+    reader = csv.DictReader(handle)
+    try:
+        header = reader.fieldnames
+    except (csv.Error, UnicodeDecodeError) as exc:
+        handle.close()
+        raise CommandError(f"{path_text} is not readable as UTF-8 CSV: {exc}") from None
+    if not header:
+        handle.close()
+        raise CommandError(f"{path_text} is empty: expected a header line and rows")
+    missing = [column for column in columns if column not in header]
+    if missing:
+        handle.close()
+        raise CommandError(
+            f"{path_text} has no column {', '.join(map(repr, missing))} (its columns: {', '.join(header)})"
+        )
+    return handle, reader
+
+
+def _csv_rows(reader: Any, path_text: str) -> Iterator[dict[str, str]]:
+    """The reader's rows, with decoding and CSV syntax errors turned into one clear line."""
+    import csv
+
+    try:
+        yield from reader
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise CommandError(f"{path_text}, line {reader.line_num}: not readable as UTF-8 CSV: {exc}") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a classifier from a CSV file (or, without --csv, from this installation's conversations)."""
+    if not args.csv:
+        return _train_from_conversations(args)
+    from datetime import UTC, datetime
+
+    from postdesk.triage.classify import ModelError, cross_validate, save, train
+
+    if not args.model:
+        raise CommandError("--csv needs --model PATH: where to save the trained model")
+    handle, reader = _open_csv(args.csv, [args.text_column, args.label_column])
+    texts: list[str] = []
+    labels: list[str] = []
+    unlabelled = 0
+    with handle:
+        for row in _csv_rows(reader, args.csv):
+            label = (row.get(args.label_column) or "").strip()
+            if not label:
+                unlabelled += 1
+                continue
+            texts.append(row.get(args.text_column) or "")
+            labels.append(label)
+    if not texts:
+        raise CommandError(f"{args.csv} has no labelled rows in column {args.label_column!r}")
+    skipped = f" ({unlabelled} rows without a label skipped)" if unlabelled else ""
+    _out(f"examples: {len(texts)}, labels: {len(set(labels))}{skipped}")
+    try:
+        if args.evaluate:
+            scores = cross_validate(texts, labels, folds=args.folds)
+            _out(f"{args.folds}-fold cross-validated accuracy: {scores.accuracy:.1%}, macro-F1: {scores.macro_f1:.1%}")
+        model = train(texts, labels, trained_at=datetime.now(UTC))
+        save(model, args.model)
+    except ModelError as exc:
+        raise CommandError(str(exc)) from None
+    _out(f"model saved to {args.model}")
+    return EXIT_OK
+
+
+def _train_from_conversations(args: argparse.Namespace) -> int:
+    _setup_django()
+    try:
+        from postdesk.desk.training import train_from_conversations  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        raise CommandError(
+            "training from this installation's conversations is not available yet; use --csv FILE"
+        ) from None
+    result: int = train_from_conversations(args)
+    return result
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Write each CSV row with its predicted label and confidence to standard output."""
+    import csv
+    import itertools
+
+    from postdesk.triage.classify import ModelError, load
+
+    handle, reader = _open_csv(args.csv, [args.text_column])
+    with handle:
+        rows = _csv_rows(reader, args.csv)
+        first = next(rows, None)
+        if first is None:
+            raise CommandError(f"{args.csv} has a header but no rows")
+        try:
+            model = load(args.model)
+        except ModelError as exc:
+            raise CommandError(str(exc)) from None
+        columns = list(reader.fieldnames)
+        # A labelled file (to check a model against) may already have these columns: keep both.
+        clash = {"label", "confidence"} & set(columns)
+        label_column, confidence_column = ("predicted_label", "predicted_confidence") if clash else _CLASSIFY_COLUMNS
+        fieldnames = [*columns, label_column, confidence_column]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fieldnames, lineterminator="\n", extrasaction="ignore")
+        all_rows = itertools.chain([first], rows)
+        try:
+            writer.writeheader()
+            while batch := list(itertools.islice(all_rows, _CLASSIFY_BATCH)):
+                predictions = model.predict([row.get(args.text_column) or "" for row in batch])
+                for row, prediction in zip(batch, predictions, strict=True):
+                    row[label_column] = prediction.label
+                    row[confidence_column] = f"{prediction.confidence:.4f}"
+                    writer.writerow(row)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader stopped early (`| head`): not an error; keep Python's exit flush from failing.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
+def _add_classifier_commands(sub: Any) -> None:
+    about = "train a text classifier from a CSV file (or from this installation's conversations)"
+    train = sub.add_parser("train", help=about, description=about)
+    train.set_defaults(handler=cmd_train)
+    train.add_argument("--csv", default="", metavar="FILE", help="UTF-8 CSV with a header line")
+    train.add_argument("--text-column", default="text", metavar="C", help="column holding the text (default: text)")
+    train.add_argument("--label-column", default="label", metavar="L", help="column holding the label (default: label)")
+    train.add_argument("--model", default="", metavar="PATH", help="where to save the model")
+    train.add_argument("--evaluate", action="store_true", help="first print the cross-validated accuracy and macro-F1")
+    train.add_argument("--folds", type=int, default=5, help="folds for --evaluate (default: 5)")
+    about = "predict a label for each row of a CSV file; writes the rows plus label,confidence to standard output"
+    classify = sub.add_parser("classify", help=about, description=about)
+    classify.set_defaults(handler=cmd_classify)
+    classify.add_argument("--model", required=True, metavar="PATH", help="a model saved by `postdesk train`")
+    classify.add_argument("--csv", required=True, metavar="FILE", help="UTF-8 CSV with a header line")
+    classify.add_argument("--text-column", default="text", metavar="C", help="column holding the text (default: text)")
+
+
 # --- wiring -------------------------------------------------------------------------------------
 
 
@@ -904,6 +1059,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("smtpd", cmd_smtpd, "run the SMTP listener only")
     add("fetch", cmd_fetch, "run the IMAP fetchers only")
     _add_outbox_commands(sub)
+    _add_classifier_commands(sub)
     return parser
 
 
