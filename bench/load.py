@@ -14,6 +14,11 @@ from the conversation page, as a browser would submit them (no htmx header: the 
 Replies are written to the outbox with POSTDESK_UNDO_SEND_SECONDS set to a day and no worker running,
 so nothing is sent. The writes stay in the bench database (seed it again for a clean run).
 
+Each web process borrows its PostgreSQL connections from a pool of POSTDESK_DB_POOL_SIZE (--pool-size;
+the app's default when not given); the run prints the most connections the bench database had open at
+once (sampled every half second), which without a pool grew with the requests in flight until PostgreSQL
+refused clients.
+
 Prints p50/p95 per action, throughput and errors (5xx, unexpected 4xx, connection failures); a 409
 (the reply was held because someone else acted since the page was read) is counted apart, it is the
 collision check doing its job. The baseline, measured in the same run, is the same pages for a single
@@ -213,6 +218,33 @@ def baseline(port: int, agent: Agent, repeat: int, rng: random.Random) -> dict[s
     return {action: p50_p95(seconds) for action, seconds in tally.seconds.items() if action != "login"}
 
 
+class ConnectionSampler:
+    """Counts the bench database's open connections every half second in a thread; `peak` is the most seen."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+                self.peak = max(self.peak, int(row.fetchone()[0]))  # type: ignore[index]
+                self._stop.wait(0.5)
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
@@ -222,19 +254,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", default="0,1", help="CPU list for the web processes (taskset -c)")
     parser.add_argument("--think", type=float, default=2.0, help="mean pause between an agent's steps, seconds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pool-size", type=int, help="POSTDESK_DB_POOL_SIZE of each web process (0: no pool)")
     args = parser.parse_args(argv)
+    pool_env = {} if args.pool_size is None else {"POSTDESK_DB_POOL_SIZE": str(args.pool_size)}
     rng = random.Random(args.seed)
     agents = seeded_agents(args.database_url)
     load_before = os.getloadavg()
     log_dir = Path(tempfile.mkdtemp(prefix="postdesk-bench-load-logs-"))
-    with postdesk_processes(
-        "web",
-        args.processes,
-        args.database_url,
-        cores=args.cores,
-        log_dir=log_dir,
-        POSTDESK_UNDO_SEND_SECONDS="86400",
-    ) as ports:
+    with (
+        postdesk_processes(
+            "web",
+            args.processes,
+            args.database_url,
+            cores=args.cores,
+            log_dir=log_dir,
+            POSTDESK_UNDO_SEND_SECONDS="86400",
+            **pool_env,
+        ) as ports,
+        ConnectionSampler(args.database_url) as connections,
+    ):
         alone = baseline(ports[0], agents[0], 20, random.Random(args.seed))
         tally = Tally()
         workers = [
@@ -273,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     print("alone: the same list and conversation pages for one agent on the idle server, in the same run")
     print("held: replies answered 409 because another agent acted on the conversation since it was read")
+    pool = "the default" if args.pool_size is None else str(args.pool_size)
+    print(
+        f"PostgreSQL connections to the bench database: at most {connections.peak} at once "
+        f"(pool size {pool} per web process, {args.processes} processes; this script's own connections included)"
+    )
     errors = server_errors(log_dir)
     print(f"\nserver logs: {log_dir}" + ("".join(f"\n{line}" for line in errors) if errors else " (no errors)"))
     return 0

@@ -7,7 +7,9 @@ Starts one real `postdesk web` process (uvicorn, as operators run it) on the see
 database and measures p50/p95 over HTTP, one request at a time, for: folder lists (several folders and
 sort orders, the first page and keyset pages deep in the list), and conversation pages (five messages,
 a different conversation every request). Beside each page: its number of SQL queries and their time,
-captured once in-process through Django's test client.
+captured once in-process through Django's test client, and the CPU time the request costs in this process
+(the median of a few repeats, measured with the thread's CPU clock: unlike wall time, it hardly moves when
+other work shares the cores, so runs at different load averages can be compared by it).
 
 Baselines in the same run, on the database alone: a page of the list by keyset (what the app does)
 against the same page by OFFSET at the same depth, and the folder counts capped at 1,000 rows (what
@@ -337,6 +339,7 @@ class Page:
     db_ms: float = 0.0
     slowest_sql: str = ""
     slowest_sql_ms: float = 0.0
+    cpu_ms: float = 0.0  # in-process CPU time of the slowest request, made again (median of CPU_REPEATS)
     slowest_path: str = ""  # the request that took longest over HTTP: the one whose SQL is captured
 
 
@@ -514,8 +517,12 @@ def measure(session: Session, page: Page, warmup: int = 3) -> None:
             worst, page.slowest_path = response.seconds, path
 
 
+CPU_REPEATS = 5
+
+
 def capture_queries(user_id: int, page: Page) -> list[dict[str, str]]:
-    """The SQL of the slowest request of `page` (made again, in-process, with Django's test client)."""
+    """The SQL of the slowest request of `page` (made again, in-process, with Django's test client); sets
+    `page.cpu_ms` to the median CPU time of that request over CPU_REPEATS more runs."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -527,7 +534,15 @@ def capture_queries(user_id: int, page: Page) -> list[dict[str, str]]:
     client.get(path)  # warm
     with CaptureQueriesContext(connection) as captured:
         client.get(path)
-    return list(captured.captured_queries)
+    # Copied now: every request clears the connection's query log (Django's request_started signal).
+    queries = list(captured.captured_queries)
+    cpu = []
+    for _ in range(CPU_REPEATS):
+        started = time.thread_time()
+        client.get(path)
+        cpu.append((time.thread_time() - started) * 1000)
+    page.cpu_ms = statistics.median(cpu)
+    return queries
 
 
 def explain(sql: str) -> str:
@@ -644,7 +659,10 @@ def main(argv: list[str] | None = None) -> int:
             if slowest is not None:
                 page.slowest_sql, page.slowest_sql_ms = slowest["sql"], float(slowest["time"]) * 1000
 
-        header = f"{'user':<6} {'page':<42} {'p50 ms':>7} {'p95 ms':>7} {'queries':>8} {'db ms':>7} {'slowest q':>10}"
+        header = (
+            f"{'user':<6} {'page':<42} {'p50 ms':>7} {'p95 ms':>7} {'queries':>8} {'db ms':>7} {'slowest q':>10}"
+            f" {'cpu ms':>7}"
+        )
         print(f"\n{header}  target")
         for page in pages:
             p50, p95 = p50_p95(page.seconds)
@@ -654,10 +672,11 @@ def main(argv: list[str] | None = None) -> int:
                 verdict += f"  HTTP {bad}"
             print(
                 f"{page.who:<6} {page.label:<42} {p50:>7.1f} {p95:>7.1f} {page.queries:>8} {page.db_ms:>7.1f} "
-                f"{page.slowest_sql_ms:>10.1f}  {verdict}"
+                f"{page.slowest_sql_ms:>10.1f} {page.cpu_ms:>7.1f}  {verdict}"
             )
         print(
-            "(queries, db ms, slowest q: the slowest request of that page made again in-process, Django's captured SQL)"
+            "(queries, db ms, slowest q: the slowest request of that page made again in-process, Django's captured SQL;"
+            f" cpu ms: that request's CPU time in-process, median of {CPU_REPEATS})"
         )
         print(f"load average {os.getloadavg()[0]:.1f} after the pages")
 

@@ -10,6 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone, translation
+from django.utils.timesince import timesince
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from factories import make_agent, make_mailbox, make_raw_mail, make_team
 from postdesk.desk import actions, folders
@@ -362,6 +366,47 @@ def test_rows_show_what_an_agent_needs(desk: Desk, deliver) -> None:  # type: ig
         f'href="/c/{conversation.number}/"',
     ):
         assert shown in text, shown
+
+
+def test_rows_say_how_long_ago_in_words_and_name_what_is_missing(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    answered = desk.mail(desk.x, "Answered", at=BASE_TIME - timedelta(days=40))
+    Conversation.objects.filter(pk=answered.pk).update(waiting_since=None)
+    nameless = desk.mail(desk.x, "", at=BASE_TIME - timedelta(seconds=20))
+    Conversation.objects.filter(pk=nameless.pk).update(waiting_since=BASE_TIME - timedelta(days=2, hours=3))
+    monkeypatch.setattr(timezone, "now", lambda: BASE_TIME)
+    html = logged_in(desk.ax).get("/").content.decode()
+    rows = {
+        m.group(1): m.group(0)
+        for m in re.finditer(r'<tr class="conversation-row"[^>]* data-number="(\d+)".*?</tr>', html, re.S)
+    }
+    new = rows[str(nameless.number)]
+    assert ">(no subject)</a>" in new
+    assert '<div class="assignee muted">Unassigned</div>' in new
+    assert ">just now</time>" in new
+    assert '<div class="waiting" title="Waiting since 2026-11-18 06:00">waiting 2\xa0days</div>' in new
+    assert f'aria-label="Select conversation {nameless.number}"' in new
+    old = rows[str(answered.number)]
+    assert ">1\xa0month ago</time>" in old  # 40 days: calendar months, as Django's timesince counts them
+    assert 'class="waiting"' not in old  # answered: not waiting
+
+
+@pytest.mark.parametrize("language", ["en", "ru", "fa"])
+@settings(max_examples=300, deadline=None)
+@given(
+    when=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)),
+    gap=st.one_of(
+        st.timedeltas(min_value=timedelta(seconds=-120), max_value=timedelta(hours=2)),
+        st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=900)),
+    ),
+)
+def test_relative_times_read_exactly_as_djangos_timesince(language: str, when: datetime, gap: timedelta) -> None:
+    """The list's ages ("3 hours", "1 year") are worded, pluralised and translated as Django's own timesince."""
+    now = when + gap
+    with translation.override(language):
+        ages = inbox.RelativeTime()
+        first = ages.since(when, now)
+        assert first == timesince(when, now, depth=1)
+        assert ages.since(when, now) == first  # the second time from the page's cache, still the same text
 
 
 def test_list_page_carries_the_live_contract(desk: Desk) -> None:

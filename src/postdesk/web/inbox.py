@@ -19,8 +19,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import avoid_wrapping
 from django.utils.http import urlencode
-from django.utils.timesince import timesince
+from django.utils.timesince import TIME_STRINGS
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -64,22 +65,171 @@ class FolderLink:
 
 @dataclass(frozen=True, slots=True)
 class ListRow:
+    """One row of the list, every text in it ready to show: the template only places them.
+
+    A new column adds a field here, fills it in `list_row`, and adds a cell to inbox_list.html.
+    """
+
     conversation: Conversation
+    # Numbers as text: the template would format each int through the locale's number format, row by row.
+    number: str
+    id: str
+    url: str
+    subject: str  # the subject, or "(no subject)"
+    select_label: str  # "Select conversation 42"
+    message_count: str  # "5", or "" for a lone message (no count shown)
+    messages_label: str  # "5 messages"
     tags: list[str]
-    assignee_name: str
+    status_label: str
+    priority_label: str  # "" for normal priority, which the list does not show
+    assignee_name: str  # "" when unassigned
+    last_activity_iso: str  # for <time datetime>
+    last_activity_at: str  # "2026-11-20 09:00", the tooltip
     last_activity: str  # "3 hours ago"
-    waiting: str  # "2 days", or "" when the customer is not waiting
+    waiting: str  # "waiting 2 days", or "" when the customer is not waiting
+    waiting_title: str  # "Waiting since 2026-11-18 14:05", or ""
+
+
+class RelativeTime:
+    """Django's `timesince(when, now, depth=1)` ("3\xa0hours", "2\xa0months"), for the many rows of one page.
+
+    `timesince` translates three times per call (the unit, its number, the ", " between units); a list of 50
+    rows called it twice a row. Here each unit and number is translated once per page (the plural form of
+    "%(num)d hours" depends on the number in many languages, so the number is part of the key).
+    """
+
+    __slots__ = ("_texts",)
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[str, int], str] = {}
+
+    def _text(self, unit: str, number: int) -> str:
+        text = self._texts.get((unit, number))
+        if text is None:
+            # Django's own (lazy) ngettext strings: the same wording and translations as `timesince`.
+            text = self._texts[unit, number] = avoid_wrapping(TIME_STRINGS[unit] % {"num": number})
+        return text
+
+    def since(self, when: datetime, now: datetime) -> str:
+        """The largest whole unit between `when` and `now`; "0 minutes" when `when` is not in the past."""
+        now = now.astimezone(when.tzinfo)
+        delta = now - when
+        if delta.days * 86400 + delta.seconds <= 0:
+            return self._text("minute", 0)
+        # Years and months by the calendar, as timesince counts them (a month is not a fixed length).
+        months = (now.year - when.year) * 12 + (now.month - when.month)
+        if when.day > now.day or (when.day == now.day and when.time() > now.time()):
+            months -= 1
+        years, months = divmod(months, 12)
+        if years:
+            return self._text("year", years)
+        if months:
+            return self._text("month", months)
+        seconds = delta.total_seconds()
+        for unit, length in _TIME_UNITS:
+            if seconds >= length:
+                return self._text(unit, int(seconds // length))
+        return self._text("minute", 0)
+
+
+_TIME_UNITS = (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
+
+
+@dataclass(frozen=True, slots=True)
+class RowTexts:
+    """The list's texts that are the same for every row, translated once per page rather than once per row."""
+
+    now: datetime
+    no_subject: str
+    just_now: str
+    ago: str  # "%(age)s ago"
+    select: str  # "Select conversation %(number)s"
+    waiting: str  # "waiting %(age)s"
+    waiting_since: str  # "Waiting since %(since)s"
+    statuses: dict[str, str]
+    priorities: dict[str, str]
+    ages: RelativeTime
+    message_counts: dict[int, str]  # filled as rows need them: the plural form depends on the number
+
+    @classmethod
+    def for_page(cls, now: datetime) -> RowTexts:
+        return cls(
+            now=now,
+            no_subject=_("(no subject)"),
+            just_now=_("just now"),
+            ago=_("%(age)s ago"),
+            select=_("Select conversation %(number)s"),
+            waiting=_("waiting %(age)s"),
+            waiting_since=_("Waiting since %(since)s"),
+            statuses={str(value): str(label) for value, label in Status.choices},
+            priorities={str(value): str(label) for value, label in Priority.choices},
+            ages=RelativeTime(),
+            message_counts={},
+        )
+
+    def messages(self, count: int) -> str:
+        text = self.message_counts.get(count)
+        if text is None:
+            text = self.message_counts[count] = ngettext("%(counter)s message", "%(counter)s messages", count) % {
+                "counter": count
+            }
+        return text
+
+    def age(self, when: datetime) -> str:
+        """ "3 hours ago", or "just now" within the minute."""
+        if self.now - when < timedelta(minutes=1):
+            return self.just_now
+        return self.ago % {"age": self.ages.since(when, self.now)}
+
+
+# The page constants of inbox_list.html's header and rows, for the template to place (not translate) per row.
+def list_labels() -> dict[str, str]:
+    return {
+        "messages": _("messages"),
+        "has_attachments": _("Has attachments"),
+        "unassigned": _("Unassigned"),
+    }
+
+
+def list_row(conversation: Conversation, tags: list[str], texts: RowTexts) -> ListRow:
+    c = conversation
+    last = timezone.localtime(c.last_message_at)
+    waiting = waiting_title = ""
+    if c.waiting_since is not None:
+        waiting = texts.waiting % {"age": texts.ages.since(c.waiting_since, texts.now)}
+        since = timezone.localtime(c.waiting_since).strftime("%Y-%m-%d %H:%M")
+        waiting_title = texts.waiting_since % {"since": since}
+    return ListRow(
+        conversation=c,
+        number=str(c.number),
+        id=str(c.pk),
+        url=reverse("web:conversation", args=[c.number]),
+        subject=c.subject or texts.no_subject,
+        select_label=texts.select % {"number": c.number},
+        message_count=str(c.message_count) if c.message_count > 1 else "",
+        messages_label=texts.messages(c.message_count) if c.message_count > 1 else "",
+        tags=tags,
+        status_label=texts.statuses.get(c.status, c.status),
+        priority_label="" if c.priority == Priority.NORMAL else texts.priorities.get(c.priority, c.priority),
+        assignee_name=display_name(c.assignee),
+        last_activity_iso=last.isoformat(),
+        last_activity_at=last.strftime("%Y-%m-%d %H:%M"),
+        last_activity=texts.age(c.last_message_at),
+        waiting=waiting,
+        waiting_title=waiting_title,
+    )
 
 
 def folder_links(user: User, listing: ListQuery) -> list[FolderLink]:
     """The sidebar: every folder with its count; a folder link keeps the sort order, not the filters."""
     counts = folder_counts(user, listing.folders)
+    base = reverse("web:conversation-list")
     links: list[FolderLink] = []
     for folder, count in zip(listing.folders, counts, strict=True):
         query = {"folder": folder.key} if folder.key else {}
         if listing.sort != Sort.NEWEST:
             query["sort"] = listing.sort.value
-        url = reverse("web:conversation-list") + (f"?{urlencode(query)}" if query else "")
+        url = base + (f"?{urlencode(query)}" if query else "")
         links.append(FolderLink(folder, url, count, folder.key == listing.folder.key))
     return links
 
@@ -91,12 +241,6 @@ def filters_query(filters: Mapping[str, str]) -> str:
     """`?key=value&…` for a list with these filters, keys always in the same order ("" when none)."""
     query = urlencode({key: filters[key] for key in FILTER_KEYS if filters.get(key)})
     return f"?{query}" if query else ""
-
-
-def _age(when: datetime, now: datetime) -> str:
-    if now - when < timedelta(minutes=1):
-        return _("just now")
-    return _("%(age)s ago") % {"age": timesince(when, now, depth=1)}
 
 
 def assignable_agents(user: User) -> list[User]:
@@ -117,23 +261,15 @@ def _list_context(request: HttpRequest) -> dict[str, object]:
     listing = parse_list_query(user, request.GET)
     rows = listed_conversations(user, listing).select_related("assignee").prefetch_related("tags")
     page = keyset_page(rows, cursor=request.GET.get("cursor"), limit=DEFAULT_LIMIT, sort=listing.sort)
-    now = timezone.now()
-    shown = [
-        ListRow(
-            conversation=c,
-            tags=sorted(t.name for t in c.tags.all()),
-            assignee_name=display_name(c.assignee),
-            last_activity=_age(c.last_message_at, now),
-            waiting=timesince(c.waiting_since, now, depth=1) if c.waiting_since else "",
-        )
-        for c in page.rows
-    ]
+    texts = RowTexts.for_page(timezone.now())
+    shown = [list_row(c, sorted(t.name for t in c.tags.all()), texts) for c in page.rows]
     query_string = urlencode(listing.params)
     cursor = request.GET.get("cursor", "")
     cursor_param = {"cursor": cursor} if cursor else {}
     return {
         "listing": listing,
         "rows": shown,
+        "labels": list_labels(),
         "next_url": f"?{urlencode({**listing.params, 'cursor': page.next_cursor})}" if page.next_cursor else "",
         "first_url": f"?{query_string}" if query_string else "?",
         "is_first_page": not cursor,

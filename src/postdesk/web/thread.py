@@ -488,8 +488,9 @@ def _joined(addresses: list[Any] | tuple[str, ...]) -> str:
 def _composers(user: User, conversation: Conversation, *, compose: str, seen: int) -> dict[str, Composer]:
     """The three editors as a fresh page shows them, filled from the agent's own saved draft if there is one."""
     may_act = _may_act(user)
-    reply_defaults = actions.reply_recipients(conversation, reply_all=False)
+    # One lookup of the customer's last mail: a plain reply goes to the same people as reply-all, without its Cc.
     all_defaults = actions.reply_recipients(conversation, reply_all=True)
+    reply_defaults = actions.Recipients(to=all_defaults.to)
     own_drafts = Draft.objects.filter(conversation=conversation, author_id=user.pk)
     reply = Composer(
         kind=DraftKind.REPLY,
