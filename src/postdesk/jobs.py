@@ -85,3 +85,49 @@ def wake_snoozed_conversations() -> int:
     from postdesk.desk.actions import wake_snoozed
 
     return wake_snoozed()
+
+
+@db_periodic_task(crontab(minute="*"))
+def sweep_sla_clocks() -> int:
+    """Warnings and breaches whose time has come (Conversation.sla_check_at)."""
+    from postdesk.desk import sla_clock
+
+    return sla_clock.sweep()
+
+
+@db_periodic_task(crontab(minute="*/5"))
+def run_time_based_rules() -> int:
+    """Rules with the time_check trigger ("pending for 3 days → remind")."""
+    from postdesk.desk import rule_runner
+
+    return rule_runner.run_time_checks()
+
+
+@db_task(priority=LIVE_PRIORITY)
+def hand_out_team_queue(team_id: int) -> int:
+    """Give a team's waiting conversations to agents with room."""
+    from postdesk.desk import routing
+
+    return routing.hand_out(team_id)
+
+
+@db_task()
+def deliver_webhook(call_id: int) -> str:
+    from postdesk.desk import rule_runner
+
+    return rule_runner.deliver_webhook(call_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+def sweep_webhooks() -> int:
+    from postdesk.desk import rule_runner
+
+    return rule_runner.sweep_webhooks()
+
+
+@db_periodic_task(crontab(minute="17", hour="3"))
+def retrain_classifiers() -> str:
+    """Nightly: retrain the category and priority models on the agents' labels (postdesk train does it too)."""
+    from postdesk.desk import training
+
+    return training.retrain_scheduled()

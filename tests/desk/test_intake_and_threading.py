@@ -94,9 +94,15 @@ def test_new_mail_creates_a_conversation_with_list_row_fields() -> None:
         "detect-automated",
         "extract-reply",
         "store-attachments",
+        "understand",
         "identify-contact",
         "find-thread",
         "create-or-append",
+        "triage",
+        "rules",
+        "route",
+        "sla",
+        "acknowledge",
     ]
 
 

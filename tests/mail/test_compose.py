@@ -18,7 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postdesk.mail import compose
+from postdesk.mail.automated import detect_automated
 from postdesk.mail.compose import ComposeError, FileToSend, ForwardedMail, OutgoingMail, Party
+from postdesk.mail.model import AutomatedKind
 from postdesk.mail.parse import parse
 from postdesk.mail.thread_keys import reply_token_from_address, reply_token_from_message_id
 
@@ -96,6 +98,15 @@ def test_a_reply_carries_threading_headers_the_reply_address_and_no_bcc() -> Non
     assert b"boss@example.com" not in raw
     assert composed.recipients == ("alice@customer.test", "bob@customer.test", "boss@example.com")
     assert composed.envelope_from == "support@example.com"
+
+
+def test_automatic_mail_says_so_and_our_own_detector_agrees() -> None:
+    agent_reply = headers_of(compose.compose(reply()).raw)
+    assert agent_reply["Auto-Submitted"] is None
+    automatic = compose.compose(reply(auto_submitted=True)).raw
+    assert headers_of(automatic)["Auto-Submitted"] == "auto-replied"
+    verdict = detect_automated(parse(automatic))
+    assert verdict.kind == AutomatedKind.AUTO_REPLY  # so two Postdesks never answer each other
 
 
 def test_postdesk_reads_its_own_mail_back() -> None:

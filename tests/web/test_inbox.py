@@ -14,6 +14,7 @@ from django.utils import timezone, translation
 from django.utils.timesince import timesince
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import html as lxml_html
 
 from factories import make_agent, make_mailbox, make_raw_mail, make_team
 from postdesk.desk import actions, folders
@@ -268,6 +269,10 @@ def sortable(desk: Desk) -> list[Conversation]:
     # Some answered (not waiting), and waiting times that differ from activity times.
     Conversation.objects.filter(pk__in=[made[1].pk, made[4].pk, made[7].pk]).update(waiting_since=None)
     Conversation.objects.filter(pk=made[10].pk).update(waiting_since=BASE_TIME - timedelta(days=1))
+    # SLA deadlines with ties, and some conversations without one.
+    for i, conversation in enumerate(made):
+        if i % 3 != 2:
+            Conversation.objects.filter(pk=conversation.pk).update(sla_due_at=BASE_TIME + timedelta(hours=(7 * i) % 5))
     return [fresh(c) for c in made]
 
 
@@ -277,11 +282,12 @@ def expected_order(rows: list[Conversation], sort: str) -> list[int]:
         "newest": lambda c: (-c.last_message_at.timestamp(), -c.pk),
         "waiting": lambda c: (c.waiting_since or far, c.pk),
         "priority": lambda c: (c.priority_rank, -c.last_message_at.timestamp(), -c.pk),
+        "due": lambda c: (c.sla_due_at or far, c.pk),
     }
     return [c.number for c in sorted(rows, key=keys[sort])]
 
 
-@pytest.mark.parametrize("sort", ["newest", "waiting", "priority"])
+@pytest.mark.parametrize("sort", ["newest", "waiting", "priority", "due"])
 def test_every_sort_pages_through_every_row_once(
     desk: Desk, sortable: list[Conversation], sort: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -328,6 +334,46 @@ def test_waiting_sort_puts_the_longest_waiting_first_and_answered_last(
     order = numbers(logged_in(desk.ax).get("/?sort=waiting"))
     assert order[0] == sortable[10].number  # waiting since the day before
     assert set(order[-3:]) == {sortable[1].number, sortable[4].number, sortable[7].number}
+
+
+def test_due_sort_puts_the_nearest_deadline_first_and_rows_without_an_sla_last(
+    desk: Desk, sortable: list[Conversation]
+) -> None:
+    order = numbers(logged_in(desk.ax).get("/?sort=due"))
+    without = {c.number for c in sortable if c.sla_due_at is None}
+    assert len(without) == 3
+    assert set(order[-3:]) == without
+    dues = [c.sla_due_at for c in sorted(sortable, key=lambda c: order.index(c.number)) if c.sla_due_at]
+    assert dues == sorted(dues)
+
+
+def test_rows_show_the_sla_deadline_in_words(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = BASE_TIME + timedelta(days=1)
+    monkeypatch.setattr(inbox.timezone, "now", lambda: now)
+    soon = desk.mail(desk.x, "Due soon")
+    late = desk.mail(desk.x, "Breached")
+    later = desk.mail(desk.x, "Due tomorrow")
+    paused = desk.mail(desk.x, "Waiting on the customer")
+    Conversation.objects.filter(pk=soon.pk).update(sla_due_at=now + timedelta(minutes=23))
+    Conversation.objects.filter(pk=late.pk).update(sla_due_at=now - timedelta(hours=2))
+    Conversation.objects.filter(pk=later.pk).update(sla_due_at=now + timedelta(hours=26))
+    Conversation.objects.filter(pk=paused.pk).update(sla_paused={"resolution": 3600})
+    no_sla = desk.mail(desk.x, "No SLA")
+    page = lxml_html.fromstring(logged_in(desk.ax).get("/").content)
+
+    def cells(conversation: Conversation) -> list[lxml_html.HtmlElement]:
+        (row,) = page.xpath(f'//tr[@data-number="{conversation.number}"]')
+        return list(row.xpath('.//*[@data-testid="sla-due"]'))
+
+    def due(conversation: Conversation) -> tuple[str, list[str]]:
+        (cell,) = cells(conversation)
+        return cell.text_content().strip(), str(cell.get("class")).split()
+
+    assert due(soon) == ("due in 23 min", ["sla-due", "warning"])  # within the default 30-minute warning
+    assert due(late) == ("breached 2 h ago", ["sla-due", "breached"])
+    assert due(later) == ("due in 26 h", ["sla-due", "ok"])
+    assert due(paused) == ("SLA paused", ["sla-due", "paused"])
+    assert cells(no_sla) == []
 
 
 # --- list rows and live refresh -------------------------------------------------------------------

@@ -51,17 +51,27 @@ else:
 
 @admin.register(Team)
 class TeamAdmin(TeamAdminBase):
-    list_display = ["name", "created_at"]
+    list_display = ["name", "assignment_mode", "language_strict", "calendar", "created_at"]
+    list_filter = ["assignment_mode"]
     search_fields = ["name"]
+    fields = ["name", "assignment_mode", "language_strict", "calendar"]
 
 
 @admin.register(AgentProfile)
 class AgentProfileAdmin(AgentProfileAdminBase):
-    list_display = ["user", "role"]
-    list_filter = ["role", "teams"]
+    list_display = ["user", "role", "availability", "capacity", "languages", "skills"]
+    list_filter = ["role", "teams", "availability"]
     search_fields = ["user__username", "user__email"]
     filter_horizontal = ["teams"]
     autocomplete_fields = ["user"]
+    readonly_fields = ["last_assigned_at"]
+    fieldsets = [
+        (None, {"fields": ["user", "role", "teams"]}),
+        (
+            _("Routing"),
+            {"fields": ["availability", "capacity", "languages", "skills", "schedule", "last_assigned_at"]},
+        ),
+    ]
 
 
 def _write_only_password(label: StrOrPromise) -> forms.CharField:
@@ -139,6 +149,7 @@ class MailboxAdmin(MailboxAdminBase):
     readonly_fields = MAILBOX_STATE_FIELDS
     fieldsets = [
         (None, {"fields": ["address", "name", "team", "active", "signature"]}),
+        (_("Business hours and acknowledgement"), {"fields": ["calendar", "acknowledge", "acknowledgement_template"]}),
         (
             _("Incoming mail (IMAP)"),
             {
@@ -354,3 +365,6 @@ class OutboundMailAdmin(OutboundMailAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: OutboundMail | None = None) -> bool:
         return False
+
+
+from postdesk.desk import admin_rules, admin_sla, admin_triage  # noqa: E402, F401  (they register their pages)

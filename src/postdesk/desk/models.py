@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import models
-from django.db.models import Value
+from django.db.models import Q, Value
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -387,6 +387,20 @@ class Conversation(models.Model):
             models.Index(fields=["mailbox", "sla_due_at", "id"], name="conv_mailbox_due"),
             models.Index(fields=["sla_due_at", "id"], name="conv_due"),
             models.Index(fields=["sla_check_at"], name="conv_sla_check"),
+            # "Oldest waiting" in Resolved, Pending and Snoozed walk rows of other statuses without these
+            # (measured at 100k: 21-48 ms → 0.02 ms for Resolved; docs/benchmarks.md).
+            models.Index(
+                fields=["waiting_since", "id"],
+                condition=Q(status__in=["resolved", "closed"], waiting_since__isnull=False),
+                name="conv_resolved_waiting",
+            ),
+            models.Index(
+                fields=["id"],
+                condition=Q(status__in=["pending", "snoozed"], waiting_since__isnull=True),
+                name="conv_parked_not_waiting",
+            ),
+            # The agents' Unassigned and team counts (mailbox IN … AND status IN … AND assignee IS NULL).
+            models.Index(fields=["mailbox", "status", "assignee"], name="conv_mailbox_status_assignee"),
         ]
 
     def save(self, *args: Any, **kwargs: Any) -> None:

@@ -55,6 +55,7 @@ from postdesk.desk.models import (
     Status,
 )
 from postdesk.mail import compose, thread_keys
+from postdesk.mail.model import AutomatedKind
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ def outgoing_mail(message: Message) -> compose.OutgoingMail:
         text=message.text,
         attachments=files,
         forwarded=forwarded,
+        auto_submitted=message.author_id is None and message.automated_kind == AutomatedKind.AUTO_REPLY,
     )
 
 

@@ -4,10 +4,12 @@ Orders (`Sort`), each ending in the id so that every row has one place:
     newest    last_message_at DESC, id DESC
     waiting   waiting_since ASC NULLS LAST, id ASC   (oldest waiting first; not waiting at the end)
     priority  priority_rank ASC, last_message_at DESC, id DESC
+    due       sla_due_at ASC NULLS LAST, id ASC          (the nearest SLA deadline first; none at the end)
 
 A cursor is URL-safe base64 (no padding) of the last row's sort key and id, e.g. "<ISO 8601>|<id>" for
-newest (the original format, kept for API clients), "waiting|<ISO 8601 or empty>|<id>" and
-"priority|<rank>|<ISO 8601>|<id>". The next page holds the rows strictly after it in the list order.
+newest (the original format, kept for API clients), "waiting|<ISO 8601 or empty>|<id>",
+"priority|<rank>|<ISO 8601>|<id>" and "due|<ISO 8601 or empty>|<id>". The next page holds the rows strictly
+after it in the list order.
 Rows that change between pages can move, but a page walk of an unchanged list shows every row exactly once.
 
 Each page is one range scan of an index ending in the sort key and the id: the conditions are written
@@ -39,13 +41,19 @@ class Sort(StrEnum):
     NEWEST = "newest"
     WAITING = "waiting"
     PRIORITY = "priority"
+    DUE = "due"
+
+
+# Orders by a date that may be missing, ascending, the rows without one last; their cursors name the order.
+_NULLS_LAST = frozenset({Sort.WAITING, Sort.DUE})
 
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """Where the previous page ended: its last row's sort key and id."""
 
-    when: datetime | None  # last_message_at (newest, priority), or waiting_since (waiting; None: not waiting)
+    # last_message_at (newest, priority), waiting_since (waiting) or sla_due_at (due); None: not waiting / no deadline
+    when: datetime | None
     id: int
     rank: int = 0  # priority_rank, for the priority order
 
@@ -72,8 +80,8 @@ def parse_sort(raw: str | None) -> Sort:
 
 def encode_cursor(cursor: Cursor, sort: Sort = Sort.NEWEST) -> str:
     when = cursor.when.isoformat() if cursor.when is not None else ""
-    if sort == Sort.WAITING:
-        text = f"waiting|{when}|{cursor.id}"
+    if sort in _NULLS_LAST:
+        text = f"{sort.value}|{when}|{cursor.id}"
     elif sort == Sort.PRIORITY:
         text = f"priority|{cursor.rank}|{when}|{cursor.id}"
     else:
@@ -90,9 +98,9 @@ def decode_cursor(raw: str, sort: Sort = Sort.NEWEST) -> Cursor:
         padded = raw.strip() + "=" * (-len(raw.strip()) % 4)
         parts = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii").split("|")
         rank = 0
-        if sort == Sort.WAITING:
+        if sort in _NULLS_LAST:
             label, when_text, id_text = parts
-            if label != "waiting":
+            if label != sort.value:
                 raise ValueError(label)
         elif sort == Sort.PRIORITY:
             label, rank_text, when_text, id_text = parts
@@ -101,7 +109,7 @@ def decode_cursor(raw: str, sort: Sort = Sort.NEWEST) -> Cursor:
             rank = int(rank_text)
         else:
             when_text, id_text = parts
-        when = datetime.fromisoformat(when_text) if when_text or sort != Sort.WAITING else None
+        when = datetime.fromisoformat(when_text) if when_text or sort not in _NULLS_LAST else None
         row_id = int(id_text)
     except (ValueError, UnicodeError, binascii.Error):
         raise problem from None
@@ -135,14 +143,17 @@ def _newest_after(rows: QuerySet[Conversation], after: Cursor | None) -> list[Qu
     ]
 
 
-def _waiting_after(rows: QuerySet[Conversation], after: Cursor | None) -> list[QuerySet[Conversation]]:
-    not_waiting = rows.filter(waiting_since__isnull=True).order_by("id")
+def _ascending_nulls_last_after(
+    rows: QuerySet[Conversation], after: Cursor | None, key: str
+) -> list[QuerySet[Conversation]]:
+    """`key` ASC then id ASC, rows without a `key` at the end (by id): two index range scans."""
+    without = rows.filter(**{f"{key}__isnull": True}).order_by("id")
     if after is not None and after.when is None:
-        return [not_waiting.filter(id__gt=after.id)]
-    waiting = rows.filter(waiting_since__isnull=False).order_by(F("waiting_since").asc(), "id")
+        return [without.filter(id__gt=after.id)]
+    having = rows.filter(**{f"{key}__isnull": False}).order_by(F(key).asc(), "id")
     if after is not None:
-        waiting = waiting.filter(Q(waiting_since__gt=after.when) | Q(id__gt=after.id), waiting_since__gte=after.when)
-    return [waiting, not_waiting]
+        having = having.filter(Q(**{f"{key}__gt": after.when}) | Q(id__gt=after.id), **{f"{key}__gte": after.when})
+    return [having, without]
 
 
 def _priority_after(rows: QuerySet[Conversation], after: Cursor | None) -> list[QuerySet[Conversation]]:
@@ -158,6 +169,8 @@ def _priority_after(rows: QuerySet[Conversation], after: Cursor | None) -> list[
 def _position(row: Conversation, sort: Sort) -> Cursor:
     if sort == Sort.WAITING:
         return Cursor(row.waiting_since, row.pk)
+    if sort == Sort.DUE:
+        return Cursor(row.sla_due_at, row.pk)
     return Cursor(row.last_message_at, row.pk, row.priority_rank if sort == Sort.PRIORITY else 0)
 
 
@@ -165,7 +178,9 @@ def keyset_page(rows: QuerySet[Conversation], *, cursor: str | None, limit: int,
     """One page of `rows` in `sort` order, starting after `cursor` (the first page when None or empty)."""
     after = decode_cursor(cursor, sort) if cursor else None
     if sort == Sort.WAITING:
-        parts = _waiting_after(rows, after)
+        parts = _ascending_nulls_last_after(rows, after, "waiting_since")
+    elif sort == Sort.DUE:
+        parts = _ascending_nulls_last_after(rows, after, "sla_due_at")
     elif sort == Sort.PRIORITY:
         parts = _priority_after(rows, after)
     else:

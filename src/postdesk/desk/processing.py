@@ -1,9 +1,10 @@
 """Turns a waiting ReceivedMail into a message in a conversation, as a named list of recorded steps.
 
 Steps, in order (each outcome is stored on the ReceivedMail, in the style of Mailman's pipelines):
-parse → detect-automated → extract-reply → store-attachments → (in one transaction) identify-contact
-→ find-thread → create-or-append. A step that raises leaves the ReceivedMail `failed` with the error; the raw mail
-stays, and `postdesk replay-failed` runs it again.
+parse → detect-automated → extract-reply → store-attachments → understand → (in one transaction)
+identify-contact → find-thread → create-or-append → triage → rules → route → sla → acknowledge
+(automation.py; for imported history only triage). A step that raises leaves the ReceivedMail `failed` with the
+error; the raw mail stays, and `postdesk replay-failed` runs it again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from postdesk.desk import live
+from postdesk.desk import automation, live, triage_step
 from postdesk.desk.blobs import default_store
 from postdesk.desk.models import (
     Attachment,
@@ -92,6 +93,7 @@ def process_received_mail(received_mail_id: int, *, now: datetime | None = None)
         reply = steps.run("extract-reply", lambda: split_message_reply(parsed), _describe_reply)
         # Before the transaction: the fsyncs must not hold the database's write lock.
         steps.run("store-attachments", lambda: _store_attachments(parsed), lambda n: f"{n} stored")
+        understanding = steps.run("understand", lambda: triage_step.understand(parsed, reply, verdict), str)
         with transaction.atomic():
             state = ReceivedMail.objects.select_for_update().filter(pk=row.pk).values_list("state", flat=True).get()
             if state != ReceivedState.WAITING:
@@ -112,6 +114,14 @@ def process_received_mail(received_mail_id: int, *, now: datetime | None = None)
                 "create-or-append",
                 lambda: _create_or_append(mailbox, row, parsed, verdict, reply, contact, choice, when),
                 lambda m: f"conversation #{m.conversation.number}, message {m.pk}",
+            )
+            automation.after_inbound(
+                message,
+                understanding,
+                created=message.conversation.message_count == 1,
+                quiet=row.quiet,
+                now=when,
+                record=lambda step, work: steps.run(step, work, str),
             )
             ReceivedMail.objects.filter(pk=row.pk).update(
                 state=ReceivedState.PROCESSED,

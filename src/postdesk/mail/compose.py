@@ -97,6 +97,9 @@ class OutgoingMail:
     references: tuple[str, ...] = ()
     attachments: tuple[FileToSend, ...] = ()
     forwarded: ForwardedMail | None = None
+    # Sent by Postdesk itself (an acknowledgement, a rule's template reply): marked so that well-behaved
+    # auto-responders do not answer it (RFC 3834), which is half of never looping with them.
+    auto_submitted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +310,8 @@ def compose(mail: OutgoingMail) -> ComposedMail:
     references = _id_list(mail.references, header_name="References")
     if references:
         headers.append(("References", references))
+    if mail.auto_submitted:
+        headers.append(("Auto-Submitted", "auto-replied"))
 
     head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
     raw = head + _body(mail)

@@ -39,6 +39,7 @@ from postdesk.desk.folders import (
 from postdesk.desk.models import AgentProfile, Conversation, Priority, Role, SavedView, Status, Team
 from postdesk.desk.pagination import DEFAULT_LIMIT, Sort, keyset_page
 from postdesk.desk.people import display_name
+from postdesk.web.due import DueLabel, DueTexts
 from postdesk.web.views import agent_action, agent_page
 
 # How many per-conversation problems of a bulk action are listed one by one.
@@ -48,6 +49,7 @@ SORT_LABELS = {
     Sort.NEWEST: gettext_lazy("Newest activity"),
     Sort.WAITING: gettext_lazy("Oldest waiting"),
     Sort.PRIORITY: gettext_lazy("Priority"),
+    Sort.DUE: gettext_lazy("SLA due"),
 }
 
 
@@ -88,6 +90,7 @@ class ListRow:
     last_activity: str  # "3 hours ago"
     waiting: str  # "waiting 2 days", or "" when the customer is not waiting
     waiting_title: str  # "Waiting since 2026-11-18 14:05", or ""
+    due: DueLabel | None  # the SLA deadline ("due in 23 min"), None without an SLA
 
 
 class RelativeTime:
@@ -150,6 +153,7 @@ class RowTexts:
     priorities: dict[str, str]
     ages: RelativeTime
     message_counts: dict[int, str]  # filled as rows need them: the plural form depends on the number
+    due: DueTexts
 
     @classmethod
     def for_page(cls, now: datetime) -> RowTexts:
@@ -165,6 +169,7 @@ class RowTexts:
             priorities={str(value): str(label) for value, label in Priority.choices},
             ages=RelativeTime(),
             message_counts={},
+            due=DueTexts(now),
         )
 
     def messages(self, count: int) -> str:
@@ -217,6 +222,7 @@ def list_row(conversation: Conversation, tags: list[str], texts: RowTexts) -> Li
         last_activity=texts.age(c.last_message_at),
         waiting=waiting,
         waiting_title=waiting_title,
+        due=texts.due.label(c),
     )
 
 
