@@ -816,6 +816,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not args.model:
         raise CommandError("--csv needs --model PATH: where to save the trained model")
+    if args.activate and args.target not in ("category", "priority"):
+        raise CommandError("--activate needs --target category or --target priority: what the model decides")
     handle, reader = _open_csv(args.csv, [args.text_column, args.label_column])
     texts: list[str] = []
     labels: list[str] = []
@@ -832,6 +834,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.csv} has no labelled rows in column {args.label_column!r}")
     skipped = f" ({unlabelled} rows without a label skipped)" if unlabelled else ""
     _out(f"examples: {len(texts)}, labels: {len(set(labels))}{skipped}")
+    scores = None
     try:
         if args.evaluate:
             scores = cross_validate(texts, labels, folds=args.folds)
@@ -841,6 +844,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ModelError as exc:
         raise CommandError(str(exc)) from None
     _out(f"model saved to {args.model}")
+    if args.activate:
+        _setup_django()
+        from postdesk.desk.training import install_model
+
+        installed = install_model(
+            args.model,
+            args.target,
+            accuracy=scores.accuracy if scores else None,
+            macro_f1=scores.macro_f1 if scores else None,
+        )
+        _out(f"model {installed.pk} is now this installation's {args.target} classifier")
     return EXIT_OK
 
 
@@ -905,6 +919,18 @@ def _add_classifier_commands(sub: Any) -> None:
     train.add_argument("--model", default="", metavar="PATH", help="where to save the model")
     train.add_argument("--evaluate", action="store_true", help="first print the cross-validated accuracy and macro-F1")
     train.add_argument("--folds", type=int, default=5, help="folds for --evaluate (default: 5)")
+    train.add_argument(
+        "--target",
+        choices=("category", "priority", "both"),
+        default="both",
+        help="what the model decides: without --csv, which models to train (default: both); with --activate, "
+        "which classifier the CSV model becomes",
+    )
+    train.add_argument(
+        "--activate",
+        action="store_true",
+        help="with --csv: also install the saved model as this installation's classifier for --target",
+    )
     about = "predict a label for each row of a CSV file; writes the rows plus label,confidence to standard output"
     classify = sub.add_parser("classify", help=about, description=about)
     classify.set_defaults(handler=cmd_classify)

@@ -131,3 +131,18 @@ def retrain_classifiers() -> str:
     from postdesk.desk import training
 
     return training.retrain_scheduled()
+
+
+@db_task(retries=5, retry_delay=60)
+def send_notification_email(notification_id: int) -> str:
+    from postdesk.desk import notify
+
+    return notify.send_email(notification_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+def hand_out_waiting_conversations() -> int:
+    """Conversations waiting in team queues go to agents whose shift began or who gained room."""
+    from postdesk.desk import routing
+
+    return routing.hand_out_all()

@@ -8,6 +8,7 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 from postdesk.config import load_config
 
@@ -23,6 +24,8 @@ ALLOWED_HOSTS = ["*"]
 # The public origins (scheme://host[:port]) when a proxy rewrites the Host header; sign-in forms and the
 # live-update socket both accept only their own origin or these.
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("POSTDESK_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+# Where agents open Postdesk: links in notification mail point here.
+POSTDESK_URL = os.environ.get("POSTDESK_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -71,13 +74,39 @@ TEMPLATES = [
 ]
 
 
+# PostgreSQL connections one process may hold at once (0: no pool, one connection per thread).
+DEFAULT_DB_POOL_SIZE = 10
+
+
+def _whole_number(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not raw.isdigit():
+        raise ImproperlyConfigured(f"{name} must be a whole number (0 or more), got {raw!r}.")
+    return int(raw)
+
+
 def _database() -> dict[str, Any]:
     if CONFIG.database_url:
         # Under ASGI every request may run in a new thread with its own connection; kept open, those pile up
-        # until PostgreSQL refuses clients ("too many clients", seen with 20 agents). Web processes close
-        # them after each request; `postdesk worker` sets a max age for its few long-lived threads.
-        max_age = int(os.environ.get("POSTDESK_DB_CONN_MAX_AGE", "0"))
-        db = dict(dj_database_url.parse(CONFIG.database_url, conn_max_age=max_age, conn_health_checks=max_age > 0))
+        # until PostgreSQL refuses clients ("too many clients", seen with 20 agents), and even closed after each
+        # request they reach the limit while many requests are in flight. So a web process borrows connections
+        # from a pool of at most POSTDESK_DB_POOL_SIZE: a request beyond that waits for one instead of opening
+        # another. `postdesk worker` sets a max age instead, for its few long-lived threads (a pool requires
+        # CONN_MAX_AGE = 0).
+        max_age = _whole_number("POSTDESK_DB_CONN_MAX_AGE", 0)
+        pool_size = _whole_number("POSTDESK_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)
+        db: dict[str, Any] = dict(dj_database_url.parse(CONFIG.database_url, conn_max_age=max_age))
+        pooled = pool_size > 0 and max_age == 0 and db["ENGINE"] == "django.db.backends.postgresql"
+        # Checked when taken from the pool or kept: a connection broken by a database restart is replaced,
+        # not handed to a request.
+        db["CONN_HEALTH_CHECKS"] = pooled or max_age > 0
+        if pooled:
+            db.setdefault("OPTIONS", {})["pool"] = {
+                "min_size": min(2, pool_size),
+                "max_size": pool_size,
+                # How long a request waits for a free connection before it fails (PoolTimeout, a 500).
+                "timeout": 30,
+            }
         return db
     return {
         "ENGINE": "django.db.backends.sqlite3",
@@ -210,3 +239,20 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
+
+# Triage (docs/triage.md): what a customer's mail is about, and how sure we must be to act on it.
+# The languages detected (ISO 639-1, comma-separated); lingua only compares these.
+POSTDESK_LANGUAGES = [
+    code.strip()
+    for code in os.environ.get("POSTDESK_LANGUAGES", "en,de,fr,es,it,nl,pt,ru,uk,pl,fa,ar,zh,ja").split(",")
+    if code.strip()
+]
+# Below this confidence the classifier's category or priority is shown as a suggestion, not set.
+POSTDESK_TRIAGE_MIN_CONFIDENCE = float(os.environ.get("POSTDESK_TRIAGE_MIN_CONFIDENCE", "0.6"))
+# How often a process looks for new urgency terms and newly activated classifier models.
+POSTDESK_TRIAGE_REFRESH_SECONDS = float(os.environ.get("POSTDESK_TRIAGE_REFRESH_SECONDS", "30"))
+POSTDESK_DUPLICATE_WINDOW_HOURS = int(os.environ.get("POSTDESK_DUPLICATE_WINDOW_HOURS", "72"))
+POSTDESK_INCIDENT_WINDOW_MINUTES = int(os.environ.get("POSTDESK_INCIDENT_WINDOW_MINUTES", "60"))
+POSTDESK_INCIDENT_MIN_REPORTERS = int(os.environ.get("POSTDESK_INCIDENT_MIN_REPORTERS", "4"))
+# `postdesk train` and the nightly retraining need at least this many agent-labelled conversations.
+POSTDESK_CLASSIFIER_MIN_EXAMPLES = int(os.environ.get("POSTDESK_CLASSIFIER_MIN_EXAMPLES", "50"))

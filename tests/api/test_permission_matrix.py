@@ -196,6 +196,7 @@ MATRIX: dict[tuple[str, str], Endpoint] = {
         Endpoint("conversation-take", "POST", "conversation", **WRITE),
         Endpoint("conversation-status", "POST", "conversation", body=lambda s: {"status": "resolved"}, **WRITE),
         Endpoint("conversation-priority", "POST", "conversation", body=lambda s: {"priority": "high"}, **WRITE),
+        Endpoint("conversation-category", "POST", "conversation", body=lambda s: {"category": "billing"}, **WRITE),
         Endpoint("conversation-snooze", "POST", "conversation", body=_soon, **WRITE),
         Endpoint("conversation-tags", "POST", "conversation", body=lambda s: {"add": ["matrix"]}, **WRITE),
         Endpoint("conversation-followers", "POST", "conversation", body=lambda s: {"follow": True}),
@@ -217,6 +218,11 @@ MATRIX: dict[tuple[str, str], Endpoint] = {
         Endpoint("view-detail", "DELETE", "view", 204),
         Endpoint("notification-list", "GET", "collection"),
         Endpoint("notification-read", "POST", "notification"),
+        # The caller's own availability: collaborators are never routed, so they have none to read or set.
+        Endpoint("me-availability", "GET", "collection", collaborator_may=False),
+        Endpoint(
+            "me-availability", "POST", "collection", body=lambda s: {"availability": "away", "release": False}, **WRITE
+        ),
         Endpoint("schema", "GET", "public"),
     ]
 }

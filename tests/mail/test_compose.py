@@ -103,10 +103,12 @@ def test_a_reply_carries_threading_headers_the_reply_address_and_no_bcc() -> Non
 def test_automatic_mail_says_so_and_our_own_detector_agrees() -> None:
     agent_reply = headers_of(compose.compose(reply()).raw)
     assert agent_reply["Auto-Submitted"] is None
-    automatic = compose.compose(reply(auto_submitted=True)).raw
+    automatic = compose.compose(reply(auto_submitted="auto-replied")).raw
     assert headers_of(automatic)["Auto-Submitted"] == "auto-replied"
     verdict = detect_automated(parse(automatic))
     assert verdict.kind == AutomatedKind.AUTO_REPLY  # so two Postdesks never answer each other
+    with pytest.raises(ComposeError):
+        compose.compose(reply(auto_submitted="no\r\nBcc: x@evil.test"))
 
 
 def test_postdesk_reads_its_own_mail_back() -> None:

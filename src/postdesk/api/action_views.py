@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from postdesk.api import idempotency
 from postdesk.api import requests as shapes
 from postdesk.api.errors import collision_body
 from postdesk.api.serializers import (
@@ -107,21 +108,25 @@ class ReplyView(APIView):
 
     @extend_schema(
         operation_id="conversations_reply",
+        parameters=[idempotency.PARAMETER],
         request=shapes.ReplyRequestSerializer,
-        responses={201: MessageSerializer, 409: _HELD, **WRITE_ERRORS},
+        responses={201: MessageSerializer, 409: _HELD, 422: idempotency.REUSED, **WRITE_ERRORS},
     )
     def post(self, request: Request, number: int) -> Response:
         conversation = _conversation(request, number)
         body = shapes.read_body(shapes.ReplyRequestSerializer, request)
         defaults = actions.reply_recipients(conversation, reply_all=body["reply_all"])
-        return _send(
+        return idempotency.once(
             request,
-            conversation,
-            text=body["text"],
-            recipients=_recipients(body, defaults),
-            seen_event_id=body["seen_event_id"],
-            confirm=body["confirm"],
-            status_after=body["status_after"],
+            lambda: _send(
+                request,
+                conversation,
+                text=body["text"],
+                recipients=_recipients(body, defaults),
+                seen_event_id=body["seen_event_id"],
+                confirm=body["confirm"],
+                status_after=body["status_after"],
+            ),
         )
 
 
@@ -132,22 +137,26 @@ class ForwardView(APIView):
 
     @extend_schema(
         operation_id="conversations_forward",
+        parameters=[idempotency.PARAMETER],
         request=shapes.ForwardRequestSerializer,
-        responses={201: MessageSerializer, 409: _HELD, **WRITE_ERRORS},
+        responses={201: MessageSerializer, 409: _HELD, 422: idempotency.REUSED, **WRITE_ERRORS},
     )
     def post(self, request: Request, number: int) -> Response:
         conversation = _conversation(request, number)
         body = shapes.read_body(shapes.ForwardRequestSerializer, request)
         seen = body.get("seen_event_id")
-        return _send(
+        return idempotency.once(
             request,
-            conversation,
-            forward=True,
-            text=body["text"],
-            recipients=_recipients(body, actions.Recipients(to=())),
-            seen_event_id=seen or 0,
-            # Without seen_event_id there is nothing to compare with: a forward answers no one, so it is not held.
-            confirm=body["confirm"] or seen is None,
+            lambda: _send(
+                request,
+                conversation,
+                forward=True,
+                text=body["text"],
+                recipients=_recipients(body, actions.Recipients(to=())),
+                seen_event_id=seen or 0,
+                # Without seen_event_id there is nothing to compare with: a forward answers no one, so it is not held.
+                confirm=body["confirm"] or seen is None,
+            ),
         )
 
 
@@ -158,13 +167,17 @@ class NoteView(APIView):
 
     @extend_schema(
         operation_id="conversations_note",
+        parameters=[idempotency.PARAMETER],
         request=shapes.NoteRequestSerializer,
-        responses={201: MessageSerializer, **WRITE_ERRORS},
+        responses={201: MessageSerializer, 422: idempotency.REUSED, **WRITE_ERRORS},
     )
     def post(self, request: Request, number: int) -> Response:
         conversation = _conversation(request, number)
         body = shapes.read_body(shapes.NoteRequestSerializer, request)
-        return _message_response(request, actions.do_note(acting_user(request), conversation, text=body["text"]))
+        return idempotency.once(
+            request,
+            lambda: _message_response(request, actions.do_note(acting_user(request), conversation, text=body["text"])),
+        )
 
 
 def _agent(ref: str | int | None) -> User | None:
@@ -390,3 +403,20 @@ class BulkView(APIView):
         body = shapes.read_body(shapes.BulkRequestSerializer, request)
         result = actions.do_bulk(acting_user(request), body["numbers"], body["action"], body["value"])
         return Response(BulkResultSerializer({"changed": result.changed, "errors": result.errors}).data)
+
+
+class CategoryView(APIView):
+    """Set the conversation's category: an agent's decision, recorded as such and used to train the classifier."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="conversations_category",
+        request=shapes.CategoryRequestSerializer,
+        responses={200: ConversationSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request, number: int) -> Response:
+        conversation = _conversation(request, number)
+        body = shapes.read_body(shapes.CategoryRequestSerializer, request)
+        actions.do_set_category(acting_user(request), conversation, body["category"])
+        return conversation_response(request, number)

@@ -1,11 +1,13 @@
-"""API v1 for what belongs to the caller: saved views and notifications. Nobody, not even an admin, sees another's."""
+"""API v1 for the caller's own: saved views, notifications, availability. Nobody, not even an admin, sees another's."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,7 +22,7 @@ from postdesk.api.serializers import (
     SavedViewSerializer,
 )
 from postdesk.api.views import parse_id, refuse_unknown_parameters
-from postdesk.desk import access, actions
+from postdesk.desk import access, actions, routing
 from postdesk.desk.errors import BadRequest
 from postdesk.desk.models import Notification, SavedView
 from postdesk.desk.pagination import DEFAULT_LIMIT, MAX_LIMIT, parse_limit
@@ -119,3 +121,43 @@ class NotificationReadView(APIView):
         return Response(
             NotificationSerializer(actions.do_mark_notification_read(acting_user(request), notification_id)).data
         )
+
+
+class AvailabilitySerializer(serializers.Serializer[Any]):
+    availability = serializers.CharField(help_text="online, away or offline: what you set")
+    on_shift = serializers.BooleanField(help_text="your shift schedule is open now (always, without one)")
+    open_count = serializers.IntegerField(help_text="your new and open conversations: what your capacity counts")
+    capacity = serializers.IntegerField(allow_null=True, help_text="at most this many open; null: no limit")
+    released = serializers.IntegerField(help_text="conversations this request gave back to the team queue")
+
+
+def _availability_body(request: Request, released: int = 0) -> dict[str, object]:
+    state = routing.availability_of(acting_user(request))
+    return {
+        "availability": state.availability,
+        "on_shift": state.on_shift,
+        "open_count": state.open_count,
+        "capacity": state.capacity,
+        "released": released,
+    }
+
+
+class AvailabilityView(APIView):
+    """Your availability for routing: online, away (no new conversations) or offline. Collaborators have none (403)."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(operation_id="me_availability", responses={200: AvailabilitySerializer, **_READ_ERRORS})
+    def get(self, request: Request) -> Response:
+        refuse_unknown_parameters(request, frozenset())
+        return Response(AvailabilitySerializer(_availability_body(request)).data)
+
+    @extend_schema(
+        operation_id="me_availability_set",
+        request=shapes.AvailabilityRequestSerializer,
+        responses={200: AvailabilitySerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        body = shapes.read_body(shapes.AvailabilityRequestSerializer, request)
+        released = routing.set_availability(acting_user(request), body["availability"], release=body["release"])
+        return Response(AvailabilitySerializer(_availability_body(request, released)).data)

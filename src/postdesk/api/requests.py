@@ -170,6 +170,12 @@ class PriorityRequestSerializer(serializers.Serializer[Any]):
     priority = StrictCharField(help_text="urgent, high, normal or low")
 
 
+class CategoryRequestSerializer(serializers.Serializer[Any]):
+    category = StrictCharField(
+        allow_blank=True, help_text="at most 100 characters; '' clears it. The classifier learns from it."
+    )
+
+
 class SnoozeRequestSerializer(serializers.Serializer[Any]):
     until = AwareDateTimeField(help_text="ISO 8601 with offset; at most a year ahead")
 
@@ -237,3 +243,10 @@ def read_body(shape: type[serializers.Serializer[Any]], request: Request) -> dic
     if not checked.is_valid():
         raise BadRequest(flatten(checked.errors))
     return dict(checked.validated_data)
+
+
+class AvailabilityRequestSerializer(serializers.Serializer[Any]):
+    availability = StrictCharField(help_text="online, away or offline")
+    release = StrictBooleanField(
+        default=False, help_text="only with offline: give your new and open conversations back to the team queue"
+    )

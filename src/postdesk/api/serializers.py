@@ -89,6 +89,9 @@ class ConversationRowSerializer(serializers.ModelSerializer[Conversation]):
             "waiting_since",
             "created_at",
             "last_message_at",
+            "language",
+            "category",
+            "sla_due_at",
         ]
         read_only_fields = fields
 
@@ -104,6 +107,11 @@ class ConversationPageSerializer(serializers.Serializer[Any]):
     )
 
 
+class IncidentRefSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+
+
 class ConversationSerializer(ConversationRowSerializer):
     """A conversation's state without its messages: what every action answers with."""
 
@@ -112,10 +120,41 @@ class ConversationSerializer(ConversationRowSerializer):
     latest_event_id = serializers.SerializerMethodField(
         help_text="the newest timeline event; send it as seen_event_id with a reply"
     )
+    duplicate_of = serializers.SerializerMethodField(
+        help_text="the number of the customer's open conversation this one asks again about"
+    )
+    incident = serializers.SerializerMethodField(help_text="the incident it is grouped into: id and title")
+    sla_policy = serializers.CharField(source="sla_policy.name", allow_null=True, default=None)
 
     class Meta(ConversationRowSerializer.Meta):
-        fields = [*ConversationRowSerializer.Meta.fields, "followers", "merged_into", "latest_event_id"]
+        fields = [
+            *ConversationRowSerializer.Meta.fields,
+            "followers",
+            "merged_into",
+            "latest_event_id",
+            "category_confidence",
+            "category_source",
+            "priority_source",
+            "priority_confidence",
+            "duplicate_of",
+            "incident",
+            "sla_policy",
+            "first_response_due_at",
+            "next_response_due_at",
+            "resolution_due_at",
+            "first_responded_at",
+            "acknowledged_at",
+        ]
         read_only_fields = fields
+
+    def get_duplicate_of(self, conversation: Conversation) -> int | None:
+        original = conversation.duplicate_of
+        return original.number if original is not None else None
+
+    @extend_schema_field(IncidentRefSerializer(allow_null=True))
+    def get_incident(self, conversation: Conversation) -> dict[str, object] | None:
+        incident = conversation.incident
+        return {"id": incident.pk, "title": incident.title} if incident is not None else None
 
     def get_followers(self, conversation: Conversation) -> list[str]:
         return sorted(user.get_username() for user in conversation.followers.all())

@@ -28,6 +28,7 @@ urlpatterns: list[URLPattern] = [
     path(_ONE + "take", action_views.TakeView.as_view(), name="conversation-take"),
     path(_ONE + "status", action_views.StatusView.as_view(), name="conversation-status"),
     path(_ONE + "priority", action_views.PriorityView.as_view(), name="conversation-priority"),
+    path(_ONE + "category", action_views.CategoryView.as_view(), name="conversation-category"),
     path(_ONE + "snooze", action_views.SnoozeView.as_view(), name="conversation-snooze"),
     path(_ONE + "tags", action_views.TagsView.as_view(), name="conversation-tags"),
     path(_ONE + "followers", action_views.FollowersView.as_view(), name="conversation-followers"),
@@ -47,6 +48,7 @@ urlpatterns: list[URLPattern] = [
         personal_views.NotificationReadView.as_view(),
         name="notification-read",
     ),
+    path("me/availability", personal_views.AvailabilityView.as_view(), name="me-availability"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Last: without it an unknown API address would get Django's HTML 404 page.
     re_path(r"^.*$", api_not_found, name="not-found"),

@@ -26,11 +26,12 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from postdesk.desk import access, live, outbox
+from postdesk.desk import access, automation, live, outbox
 from postdesk.desk.errors import BadRequest, NotFound, PermissionDenied, PostdeskError
 from postdesk.desk.models import (
     BlockedSender,
     Conversation,
+    DecisionSource,
     Direction,
     Draft,
     DraftKind,
@@ -119,6 +120,7 @@ def _event(
     actor_id = actor.pk if actor is not None and actor.is_authenticated else None
     event = Event.objects.create(conversation=conversation, actor_id=actor_id, kind=kind, message=message, data=data)
     live.conversation_changed(conversation, kind, actor_id=actor_id)
+    automation.after_event(conversation, kind, now=event.created_at)
     return event
 
 
@@ -196,19 +198,29 @@ def changes_since(user: User, conversation: Conversation, seen_event_id: int) ->
     others = Event.objects.filter(
         conversation=conversation,
         id__gt=seen_event_id,
-        kind__in=[EventKind.REPLIED, EventKind.FORWARDED, EventKind.ASSIGNED, EventKind.RECEIVED],
+        kind__in=[EventKind.REPLIED, EventKind.FORWARDED, EventKind.ASSIGNED, EventKind.ROUTED, EventKind.RECEIVED],
     ).exclude(actor_id=user.pk)
     # A reply its author undid never reached the customer: it changes nothing for the next one.
     others = others.exclude(message__outbound__state=OutboundState.CANCELLED)
     described: list[str] = []
     for event in others.select_related("actor").order_by("id")[:10]:
-        who = display_name(event.actor) if event.actor else _("the customer")
+        if event.actor is not None:
+            who = display_name(event.actor)
+        elif event.data.get("rule"):
+            who = _("the rule %(rule)s") % {"rule": event.data["rule"]}
+        else:
+            who = "Postdesk"
         if event.kind == EventKind.RECEIVED:
             described.append(_("the customer wrote again"))
         elif event.kind == EventKind.REPLIED:
             described.append(_("%(who)s replied") % {"who": who})
         elif event.kind == EventKind.FORWARDED:
             described.append(_("%(who)s forwarded it") % {"who": who})
+        elif event.kind == EventKind.ROUTED:
+            # Routing handed it to someone else while the page was open; a wait in the queue changes nothing.
+            if event.data.get("assignee") not in (None, user.pk):
+                assignee = event.data.get("assignee_name") or ""
+                described.append(_("%(who)s routed it to %(assignee)s") % {"who": who, "assignee": assignee})
         elif event.data.get("assignee") != user.pk:
             assignee = event.data.get("assignee_name") or _("nobody")
             described.append(_("%(who)s assigned it to %(assignee)s") % {"who": who, "assignee": assignee})
@@ -478,9 +490,47 @@ def do_set_priority(user: User, conversation: Conversation, priority: str) -> Co
             return conversation
         before = conversation.priority
         conversation.priority = priority
+        conversation.priority_source, conversation.priority_confidence = DecisionSource.AGENT, None
         conversation.updated_at = timezone.now()
-        conversation.save(update_fields=["priority", "updated_at"])
+        conversation.save(update_fields=["priority", "priority_source", "priority_confidence", "updated_at"])
         _event(conversation, user, EventKind.PRIORITY, before=before, after=priority)
+    return conversation
+
+
+MAX_CATEGORY = 100
+
+
+def do_set_category(user: User, conversation: Conversation, category: str) -> Conversation:
+    """Set (or with "" clear) the category: an agent's decision, which the classifier learns from.
+
+    Setting the category the classifier or a rule already chose confirms it: the conversation then
+    counts as labelled by an agent (training data), and the timeline says so.
+    """
+    _require_act(user)
+    cleaned = " ".join(category.split())
+    if re.search(r"[\x00-\x1f\x7f]", category) or len(cleaned) > MAX_CATEGORY:
+        raise BadRequest(
+            _("A category is a name of at most %(max)s characters without line breaks.") % {"max": MAX_CATEGORY}
+        )
+    category = cleaned
+    with transaction.atomic():
+        conversation = _locked(user, conversation)
+        if conversation.category == category and conversation.category_source in (DecisionSource.AGENT, ""):
+            return conversation
+        before = {"category": conversation.category, "source": conversation.category_source}
+        conversation.category = category
+        conversation.category_source = DecisionSource.AGENT if category else ""
+        conversation.category_confidence = None
+        conversation.updated_at = timezone.now()
+        conversation.save(update_fields=["category", "category_source", "category_confidence", "updated_at"])
+        _event(
+            conversation,
+            user,
+            EventKind.CATEGORY,
+            before=before["category"],
+            before_source=before["source"],
+            after=category,
+        )
     return conversation
 
 
@@ -751,7 +801,7 @@ def do_delete_drafts(user: User, conversation: Conversation) -> int:
 
 # --- bulk ---------------------------------------------------------------------------------------------
 
-BULK_ACTIONS = ("assign", "status", "tag", "spam", "merge", "priority")
+BULK_ACTIONS = ("assign", "status", "tag", "spam", "merge", "priority", "category")
 MAX_BULK = 500
 
 
@@ -800,6 +850,8 @@ def do_bulk(user: User, numbers: Sequence[int], action: str, value: str = "") ->
                 do_set_status(user, conversation, value)
             elif action == "priority":
                 do_set_priority(user, conversation, value)
+            elif action == "category":
+                do_set_category(user, conversation, value)
             elif action == "tag":
                 do_tag(user, conversation, add=[value])
             elif action == "spam":

@@ -129,9 +129,14 @@ def enqueue(message: Message, *, delay: timedelta) -> OutboundMail:
     finds the row even if that job is lost.
     """
     try:
-        composed = compose.compose(outgoing_mail(message))
+        return store_and_queue(message, delay=delay)
     except compose.ComposeError as exc:
         raise BadRequest(_("This mail cannot be sent: %(reason)s") % {"reason": exc}) from None
+
+
+def store_and_queue(message: Message, *, delay: timedelta) -> OutboundMail:
+    """`enqueue` for Postdesk's own automatic mail: raises `compose.ComposeError` rather than a user's 400."""
+    composed = compose.compose(outgoing_mail(message))
     raw_sha256 = default_store().put(composed.raw)
     row = OutboundMail.objects.create(
         message=message,
@@ -186,7 +191,9 @@ def outgoing_mail(message: Message) -> compose.OutgoingMail:
         text=message.text,
         attachments=files,
         forwarded=forwarded,
-        auto_submitted=message.author_id is None and message.automated_kind == AutomatedKind.AUTO_REPLY,
+        auto_submitted="auto-replied"
+        if message.author_id is None and message.automated_kind == AutomatedKind.AUTO_REPLY
+        else "",
     )
 
 
@@ -257,6 +264,11 @@ def cancel(user: AbstractBaseUser, message: Message, *, now: datetime | None = N
             conversation=conversation, actor_id=user.pk, kind=EventKind.SEND_CANCELLED, message=message, created_at=now
         )
         live.conversation_changed(conversation, EventKind.SEND_CANCELLED, actor_id=user.pk)
+        # The SLA clocks take back the first response the undone reply had met (imported here: automation
+        # imports the modules that send automatic mail through this one).
+        from postdesk.desk import automation
+
+        automation.after_event(conversation, EventKind.SEND_CANCELLED, now=now)
     return True
 
 
@@ -287,7 +299,8 @@ def _restore_before_reply(conversation: Conversation, message: Message) -> None:
 def _waiting_since(conversation: Conversation, *, without: Message) -> datetime | None:
     """The customer's oldest mail after our last answer that still stands (the undone one excluded)."""
     answered = (
-        conversation.messages.filter(direction=Direction.OUTBOUND)
+        # Only an agent's reply answers: not a forward, not an acknowledgement or a rule's automatic mail.
+        conversation.messages.filter(direction=Direction.OUTBOUND, forwarded=False, author__isnull=False)
         .exclude(pk=without.pk)
         .exclude(outbound__state=OutboundState.CANCELLED)
         .order_by("-created_at")

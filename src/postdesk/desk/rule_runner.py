@@ -46,7 +46,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from postdesk.desk import access, outbox
+from postdesk.desk import access, notify, outbox
 from postdesk.desk.errors import PostdeskError
 from postdesk.desk.models import (
     AutoReply,
@@ -707,14 +707,15 @@ def _notify(state: _Application, action: Action) -> str:
         "number": conversation.number,
         "subject": conversation.subject,
     }
-    Notification.objects.bulk_create(
-        Notification(recipient=user, conversation=conversation, event=state.rule_event, text=text[:500])
+    created = [
+        Notification.objects.create(recipient=user, conversation=conversation, event=state.rule_event, text=text[:500])
         for user in recipients
-    )
+    ]
     names = ", ".join(display_name(user) for user in recipients)
     if Channel.EMAIL in action.channels:
-        # Email notifications need a job of their own in jobs.py (not yet there): the in-app one always goes.
-        return _("notified %(who)s in the app (email notifications are not available yet)") % {"who": names}
+        # The in-app notification is always written: it is the record the mail points to.
+        notify.email_soon([n.pk for n in created if n.recipient.email])
+        return _("notified %(who)s in the app and by email") % {"who": names}
     return _("notified %(who)s") % {"who": names}
 
 

@@ -97,9 +97,12 @@ class OutgoingMail:
     references: tuple[str, ...] = ()
     attachments: tuple[FileToSend, ...] = ()
     forwarded: ForwardedMail | None = None
-    # Sent by Postdesk itself (an acknowledgement, a rule's template reply): marked so that well-behaved
-    # auto-responders do not answer it (RFC 3834), which is half of never looping with them.
-    auto_submitted: bool = False
+    # Sent by Postdesk itself: "auto-replied" (an acknowledgement, a rule's template reply) or "auto-generated"
+    # (a notification to an agent), so that well-behaved auto-responders do not answer it (RFC 3834).
+    auto_submitted: str = ""
+
+
+AUTO_SUBMITTED_VALUES = frozenset({"auto-replied", "auto-generated"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +314,10 @@ def compose(mail: OutgoingMail) -> ComposedMail:
     if references:
         headers.append(("References", references))
     if mail.auto_submitted:
-        headers.append(("Auto-Submitted", "auto-replied"))
+        if mail.auto_submitted not in AUTO_SUBMITTED_VALUES:
+            raise ComposeError(f"not an Auto-Submitted value Postdesk sends: {mail.auto_submitted!r}")
+        # Exchange and Outlook honour this instead of Auto-Submitted: no out-of-office answers to us.
+        headers += [("Auto-Submitted", mail.auto_submitted), ("X-Auto-Response-Suppress", "All")]
 
     head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
     raw = head + _body(mail)

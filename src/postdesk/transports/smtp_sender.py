@@ -206,7 +206,7 @@ def _up_to_the_dot(
     Returns the open connection and the recipients refused for good; any failure is a `SendFailure`.
     """
     try:
-        client = _open(relay)
+        client = open_relay(relay)
     except SendFailure:
         raise
     except (smtplib.SMTPException, OSError) as exc:
@@ -226,7 +226,8 @@ def _up_to_the_dot(
     return client, refused
 
 
-def _open(relay: Relay) -> smtplib.SMTP:
+def open_relay(relay: Relay) -> smtplib.SMTP:
+    """A connected (and, when configured, STARTTLS-secured and logged-in) SMTP client for `relay`."""
     context = ssl.create_default_context()
     timeout = outbox.smtp_timeout()
     client = (

@@ -35,15 +35,18 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from postdesk.api.downloads import SAFE_TYPES, content_disposition
 from postdesk.api.errors import postdesk_error_status
-from postdesk.desk import access, actions, outbox
+from postdesk.desk import access, actions, outbox, triage_step
 from postdesk.desk.blobs import default_store
 from postdesk.desk.errors import BadRequest, NotFound, PermissionDenied, PostdeskError
 from postdesk.desk.models import (
     Attachment,
+    ClassifierModel,
+    ClassifierTarget,
     Conversation,
     Direction,
     Draft,
@@ -58,6 +61,7 @@ from postdesk.desk.models import (
     Status,
 )
 from postdesk.desk.people import display_name
+from postdesk.web.due import DueTexts
 from postdesk.web.views import MAIL_HTML_CSP, View, agent_action, agent_page
 
 log = logging.getLogger(__name__)
@@ -163,6 +167,7 @@ class TimelineEntry:
     actor: str
     created_at: datetime
     link_number: int | None = None
+    details: tuple[str, ...] = ()  # why: a rule's matched conditions and what it did, a routing decision's reasons
 
 
 @dataclass(slots=True)
@@ -294,6 +299,126 @@ def _when(iso: object) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(str(item) for item in value) if isinstance(value, list) else ()
+
+
+def _explain(event: Event) -> tuple[str, tuple[str, ...]] | None:
+    """The timeline text and its "why" lines for the events of triage, rules, routing and SLAs; None for others."""
+    data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
+    kind = event.kind
+    if kind == EventKind.RULE_FIRED:
+        if "rule" not in data:
+            stopped = [
+                _("%(rule)s not run again on %(trigger)s: %(reason)s")
+                % {"rule": s.get("rule") or _("a rule"), "trigger": s.get("trigger", ""), "reason": s.get("reason", "")}
+                for s in data.get("suppressed", [])
+                if isinstance(s, dict)
+            ]
+            return _("The loop guard stopped rules from running again"), tuple(stopped)
+        why = tuple(_("because %(reason)s") % {"reason": r} for r in _strings(data.get("reasons")))
+        did = tuple(_("then %(action)s") % {"action": a} for a in _strings(data.get("actions")))
+        return _("Rule “%(name)s” (%(rule)s) applied") % {"name": data.get("name", ""), "rule": data["rule"]}, why + did
+    if kind == EventKind.ROUTED:
+        reason = str(data.get("reason") or "")
+        if data.get("agent"):
+            text = _("Routed to %(who)s") % {"who": data["agent"]}
+        elif data.get("team"):
+            text = _("Moved to team %(team)s") % {"team": data["team"]}
+        elif data.get("released"):
+            text = _("Released to the team queue")
+        else:
+            text = _("Waiting in the team queue")
+        excluded = [
+            f"{e[1]}" if isinstance(e, list | tuple) and len(e) > 1 else str(e) for e in data.get("excluded", [])
+        ]
+        return text, ((reason,) if reason else ()) + tuple(excluded)
+    if kind == EventKind.CATEGORY:
+        before = data.get("before") or _("none")
+        after = data.get("after") or _("none")
+        return _("Changed the category from %(before)s to %(after)s") % {"before": before, "after": after}, ()
+    if kind == EventKind.TRIAGED:
+        return _("Triaged"), _triage_lines(data)
+    if kind == EventKind.SLA:
+        return _sla_line(data)
+    if kind == EventKind.ACKNOWLEDGED:
+        promised = str(data.get("promised_text") or "")
+        text = _("Sent the acknowledgement to %(to)s") % {"to": data.get("to", "")}
+        return text, ((_("promised an answer by %(when)s") % {"when": promised},) if promised else ())
+    if kind == EventKind.LINKED:
+        return _linked_line(data)
+    return None
+
+
+def _percent(value: object) -> str:
+    return f"{round(float(value) * 100)}%" if isinstance(value, int | float) else "?"
+
+
+def _triage_lines(data: dict[str, Any]) -> tuple[str, ...]:
+    lines = []
+    if data.get("language"):
+        lines.append(
+            _("language %(language)s (%(sure)s sure)")
+            % {"language": data["language"], "sure": _percent(data.get("language_confidence"))}
+        )
+    if data.get("category"):
+        values = {"category": data["category"], "sure": _percent(data.get("category_confidence"))}
+        if data.get("category_applied"):
+            lines.append(_("category %(category)s (%(sure)s sure)") % values)
+        else:
+            values["needed"] = _percent(data.get("threshold"))
+            lines.append(_("category %(category)s not set: %(sure)s sure, %(needed)s needed") % values)
+    if data.get("priority_applied") and data.get("priority"):
+        lines.append(
+            _("priority %(priority)s: %(reason)s")
+            % {"priority": _priority_label(data["priority"]), "reason": data.get("priority_reason", "")}
+        )
+    if data.get("automated"):
+        lines.append(_("automatic mail: no urgency or category guessed"))
+    return tuple(lines)
+
+
+_TARGET_NAMES = {
+    "first_response": gettext_lazy("first response"),
+    "next_response": gettext_lazy("next response"),
+    "resolution": gettext_lazy("resolution"),
+}
+
+
+def _sla_line(data: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    if data.get("breach") or data.get("warning"):
+        target = str(_TARGET_NAMES.get(str(data.get("breach") or data.get("warning")), ""))
+        values = {"target": target, "when": _when(data.get("due"))}
+        if data.get("breach"):
+            return _("SLA breached: the %(target)s was due %(when)s") % values, ()
+        return _("SLA warning: the %(target)s is due %(when)s") % values, ()
+    if not data.get("policy"):
+        return _("No SLA policy applies any more"), ((str(data["reason"]),) if data.get("reason") else ())
+    due = data.get("due")
+    if not isinstance(due, dict):
+        due = {}
+    lines = tuple(
+        _("%(target)s due %(when)s") % {"target": _TARGET_NAMES.get(target, target), "when": _when(when)}
+        for target, when in due.items()
+    )
+    return _("SLA policy %(policy)s applied") % {"policy": data["policy"]}, lines
+
+
+def _linked_line(data: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    reason = (str(data["reason"]),) if data.get("reason") else ()
+    if data.get("repeat_of"):
+        return _("The customer asks again about #%(number)s") % {"number": data["repeat_of"]}, reason
+    if data.get("repeated_by"):
+        return _("The customer asked about this again in #%(number)s") % {"number": data["repeated_by"]}, reason
+    if data.get("incident"):
+        title = data.get("title", "")
+        if data.get("joined_by"):
+            text = _("#%(number)s reports the same: incident “%(title)s”")
+            return text % {"number": data["joined_by"], "title": title}, reason
+        return _("Grouped into the incident “%(title)s”") % {"title": title}, reason
+    return _("Linked"), reason
+
+
 def _describe(event: Event, senders: dict[int, str]) -> tuple[str, int | None]:
     """What the timeline says about one event, and the conversation number it links to (if any)."""
     data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
@@ -385,10 +510,37 @@ def _timeline(conversation: Conversation) -> list[TimelineEntry]:
     }
     entries = []
     for event in events:
-        text, link = _describe(event, senders)
-        actor = display_name(event.actor) if event.actor else ("" if event.kind == EventKind.RECEIVED else "Postdesk")
-        entries.append(TimelineEntry(event.kind, text, actor, event.created_at, link))
+        explained = _explain(event)
+        details: tuple[str, ...] = ()
+        if explained is not None:
+            (text, details), link = explained, None
+        else:
+            text, link = _describe(event, senders)
+        entries.append(TimelineEntry(event.kind, text, _actor(event), event.created_at, link, details))
     return entries
+
+
+def _actor(event: Event) -> str:
+    """Who did it: the agent, the rule that did it on its own, Postdesk itself, or no one for the customer's mail."""
+    if event.actor is not None:
+        return display_name(event.actor)
+    if event.kind == EventKind.RECEIVED:
+        return ""
+    rule = event.data.get("rule") if isinstance(event.data, dict) else None
+    if rule and event.kind != EventKind.RULE_FIRED:
+        return _("Rule %(rule)s") % {"rule": rule}
+    return "Postdesk"
+
+
+def _known_categories() -> list[str]:
+    """The labels of the active category model: what the agent's correction should usually be one of."""
+    labels = (
+        ClassifierModel.objects.filter(target=ClassifierTarget.CATEGORY, active=True)
+        .order_by("-trained_at")
+        .values_list("labels", flat=True)
+        .first()
+    )
+    return sorted(str(label) for label in labels) if isinstance(labels, list) else []
 
 
 def _assignable(conversation: Conversation) -> list[User]:
@@ -418,6 +570,8 @@ def _header_context(user: User, conversation: Conversation) -> dict[str, Any]:
         "is_mine": conversation.assignee_id == user.pk,
         "can_act": _may_act(user),
         "settable_statuses": [(s.value, s.label) for s in actions.SETTABLE_STATUSES],
+        "triage": triage_step.explain(conversation),
+        "due": DueTexts(timezone.now()).label(conversation),
     }
 
 
@@ -548,6 +702,7 @@ def _page(
         "note_box": composers[DraftKind.NOTE],
         "assignable": _assignable(conversation) if _may_act(user) else [],
         "priorities": Priority.choices,
+        "known_categories": _known_categories() if _may_act(user) else [],
         "status_after_choices": [(s.value, s.label) for s in STATUS_AFTER_REPLY],
         "snooze_presets": _snooze_preset_labels(),
         "newer_number": newer,
@@ -964,6 +1119,15 @@ def set_status(request: HttpRequest, number: int) -> HttpResponse:
 
 
 @agent_action
+def set_category(request: HttpRequest, number: int) -> HttpResponse:
+    conversation = _conversation(request, number)
+    category = request.POST.get("category", "")
+    actions.do_set_category(_user(request), conversation, category)
+    text = _("Category: %(category)s.") % {"category": category.strip()} if category.strip() else _("Category cleared.")
+    return _done(request, conversation, text, "category")
+
+
+@agent_action
 def set_priority(request: HttpRequest, number: int) -> HttpResponse:
     conversation = _conversation(request, number)
     priority = request.POST.get("priority", "")
@@ -1123,6 +1287,7 @@ urlpatterns: list[URLPattern] = [
     path(_C + "assign", assign, name="conversation-assign"),
     path(_C + "status", set_status, name="conversation-status"),
     path(_C + "priority", set_priority, name="conversation-priority"),
+    path(_C + "category", set_category, name="conversation-category"),
     path(_C + "snooze", snooze, name="conversation-snooze"),
     path(_C + "tags", tags, name="conversation-tags"),
     path(_C + "follow", follow, name="conversation-follow"),

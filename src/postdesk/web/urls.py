@@ -24,5 +24,6 @@ urlpatterns: list[URLPattern] = [
     path("inbox/bulk/", inbox.bulk_action, name="inbox-bulk"),
     path("inbox/views/", inbox.save_view, name="inbox-save-view"),
     path("inbox/views/<int:view_id>/delete/", inbox.delete_view, name="inbox-delete-view"),
+    path("me/availability/", views.availability, name="availability"),
     *thread.urlpatterns,
 ]
