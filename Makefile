@@ -90,10 +90,13 @@ bench-search: install-dev services ## search latency (rare, common, phrase; en a
 bench-load: install-dev services ## 100 simulated agents on two cores against the seeded database
 	$(BIN)/python bench/load.py
 
+bench-triage: install-dev ## classifier accuracy (5-fold CV on banking77), triage time per mail, 500 rules per mail
+	$(BIN)/python bench/triage.py
+
 bench-live: install-dev services ## SMTP accept to visible in chromium, one process on SQLite and scaled out on PostgreSQL + Redis
 	$(BIN)/python bench/live_latency.py --scale-out
 
 clean: ## remove the virtualenv, caches and test data (keeps ./var)
 	rm -rf $(VENV) $(TEST_DATA_DIR) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
 
-.PHONY: help install install-dev run system-packages services lint test-sqlite test-postgres test bench-ingest bench-parse bench-corpus bench-seed bench-workspace bench-search bench-load bench-live clean
+.PHONY: help install install-dev run system-packages services lint test-sqlite test-postgres test bench-ingest bench-parse bench-corpus bench-seed bench-workspace bench-search bench-load bench-live bench-triage clean

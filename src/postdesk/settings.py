@@ -256,3 +256,16 @@ POSTDESK_INCIDENT_WINDOW_MINUTES = int(os.environ.get("POSTDESK_INCIDENT_WINDOW_
 POSTDESK_INCIDENT_MIN_REPORTERS = int(os.environ.get("POSTDESK_INCIDENT_MIN_REPORTERS", "4"))
 # `postdesk train` and the nightly retraining need at least this many agent-labelled conversations.
 POSTDESK_CLASSIFIER_MIN_EXAMPLES = int(os.environ.get("POSTDESK_CLASSIFIER_MIN_EXAMPLES", "50"))
+
+# Automation (docs/rules.md, docs/sla.md): automatic mail and calls out.
+# Acknowledgements and rule replies together, per customer address and 24 hours: no mail loops, no floods.
+POSTDESK_AUTO_REPLY_DAILY_LIMIT = int(os.environ.get("POSTDESK_AUTO_REPLY_DAILY_LIMIT", "3"))
+# An agent's typical time per conversation: with the team's backlog, when the acknowledgement promises an answer.
+POSTDESK_MEDIAN_HANDLE_MINUTES = float(os.environ.get("POSTDESK_MEDIAN_HANDLE_MINUTES", "30"))
+# Rules' webhooks may call loopback and private addresses (off: a rule could reach internal services).
+POSTDESK_WEBHOOK_ALLOW_PRIVATE = os.environ.get("POSTDESK_WEBHOOK_ALLOW_PRIVATE", "").strip().lower() in (
+    "1",
+    "true",
+    "yes",
+    "on",
+)

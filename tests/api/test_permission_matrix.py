@@ -29,6 +29,7 @@ from postdesk.desk.models import (
     BlockedSender,
     Conversation,
     Draft,
+    Incident,
     Mailbox,
     Message,
     Notification,
@@ -92,6 +93,10 @@ def _side(deliver, agent: User, conversation: Conversation, tag: str) -> Side:  
         make_raw_mail(subject=f"{tag} second question", sender="Zed <zed@z.test>", to=mailbox.address),
         at=BASE_TIME + timedelta(hours=2),
     ).conversation
+    # Both in one incident, so "answer the whole incident" has members to answer.
+    incident = Incident.objects.create(mailbox=mailbox, title=f"{tag} outage")
+    Conversation.objects.filter(pk__in=[conversation.pk, other.pk]).update(incident=incident)
+    conversation.refresh_from_db()
     return Side(agent, mailbox, conversation, other, second, second.attachments.get())
 
 
@@ -197,6 +202,9 @@ MATRIX: dict[tuple[str, str], Endpoint] = {
         Endpoint("conversation-status", "POST", "conversation", body=lambda s: {"status": "resolved"}, **WRITE),
         Endpoint("conversation-priority", "POST", "conversation", body=lambda s: {"priority": "high"}, **WRITE),
         Endpoint("conversation-category", "POST", "conversation", body=lambda s: {"category": "billing"}, **WRITE),
+        Endpoint(
+            "conversation-incident-replies", "POST", "conversation", body=lambda s: {"text": "Fixed now."}, **WRITE
+        ),
         Endpoint("conversation-snooze", "POST", "conversation", body=_soon, **WRITE),
         Endpoint("conversation-tags", "POST", "conversation", body=lambda s: {"add": ["matrix"]}, **WRITE),
         Endpoint("conversation-followers", "POST", "conversation", body=lambda s: {"follow": True}),

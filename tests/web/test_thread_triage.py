@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from factories import make_agent, make_raw_mail
-from postdesk.desk.models import Conversation, DecisionSource, Role, Rule, SlaPolicy
+from postdesk.desk.models import Conversation, DecisionSource, Direction, Incident, Message, Role, Rule, SlaPolicy
 from two_teams import BASE_TIME, Deliver, TwoTeams, deliver, fast_passwords, two_teams
 
 __all__ = ["deliver", "fast_passwords", "two_teams"]
@@ -97,3 +97,27 @@ def test_a_category_too_long_is_a_clear_400(two_teams: TwoTeams) -> None:
     response = logged_in(two_teams.agent_x).post(f"/c/{x.number}/category", {"category": "x" * 101})
     assert response.status_code == 400
     assert "Traceback" not in response.content.decode()
+
+
+def test_one_answer_reaches_every_customer_of_the_incident_the_agent_may_see(
+    two_teams: TwoTeams, deliver: Deliver
+) -> None:
+    x = two_teams.conversation_x
+    also_x = refund_mail(deliver, two_teams)
+    incident = Incident.objects.create(mailbox=two_teams.mailbox_x, title="Login outage")
+    Conversation.objects.filter(pk__in=[x.pk, also_x.pk, two_teams.conversation_y.pk]).update(incident=incident)
+    client = logged_in(two_teams.agent_x)
+    assert "Answer all 2 customers of this incident" in page(client, x, "header")  # team Y's member is not counted
+
+    response = client.post(f"/c/{x.number}/incident-reply", {"text": "The login works again."}, **HTMX)
+    assert response.status_code == 200
+    assert "Answered 2 customers of the incident." in response.content.decode()
+    answered = Message.objects.filter(direction=Direction.OUTBOUND, visible_text="The login works again.")
+    assert sorted(answered.values_list("conversation_id", flat=True)) == sorted([x.pk, also_x.pk])
+    assert {m.to[0]["address"] for m in answered} == {"xavier@x-customer.test", "rita@customer.test"}
+
+    assert client.post(f"/c/{x.number}/incident-reply", {"text": "  "}).status_code == 400
+    assert logged_in(two_teams.agent_y).post(f"/c/{x.number}/incident-reply", {"text": "Hi"}).status_code == 404
+    helper = make_agent("helper2@example.org", teams=(two_teams.mailbox_x.team,), role=Role.COLLABORATOR)
+    assert logged_in(helper).post(f"/c/{x.number}/incident-reply", {"text": "Hi"}).status_code == 403
+    assert answered.count() == 2

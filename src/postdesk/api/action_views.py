@@ -420,3 +420,22 @@ class CategoryView(APIView):
         body = shapes.read_body(shapes.CategoryRequestSerializer, request)
         actions.do_set_category(acting_user(request), conversation, body["category"])
         return conversation_response(request, number)
+
+
+class IncidentReplyView(APIView):
+    """Answer every customer of the conversation's incident at once: one reply in each member conversation."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="conversations_incident_reply",
+        request=shapes.IncidentReplyRequestSerializer,
+        responses={200: BulkResultSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request, number: int) -> Response:
+        conversation = _conversation(request, number)
+        body = shapes.read_body(shapes.IncidentReplyRequestSerializer, request)
+        result = actions.do_reply_incident(
+            acting_user(request), conversation, text=body["text"], status_after=body["status_after"]
+        )
+        return Response(BulkResultSerializer({"changed": result.changed, "errors": result.errors}).data)

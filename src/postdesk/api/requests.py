@@ -250,3 +250,10 @@ class AvailabilityRequestSerializer(serializers.Serializer[Any]):
     release = StrictBooleanField(
         default=False, help_text="only with offline: give your new and open conversations back to the team queue"
     )
+
+
+class IncidentReplyRequestSerializer(serializers.Serializer[Any]):
+    text = _text(
+        help_text="the answer every customer of the incident gets, plain text; each mailbox's signature is added"
+    )
+    status_after = StrictCharField(default=Status.PENDING, help_text="open, pending (default), resolved or closed")

@@ -29,6 +29,7 @@ urlpatterns: list[URLPattern] = [
     path(_ONE + "status", action_views.StatusView.as_view(), name="conversation-status"),
     path(_ONE + "priority", action_views.PriorityView.as_view(), name="conversation-priority"),
     path(_ONE + "category", action_views.CategoryView.as_view(), name="conversation-category"),
+    path(_ONE + "incident-replies", action_views.IncidentReplyView.as_view(), name="conversation-incident-replies"),
     path(_ONE + "snooze", action_views.SnoozeView.as_view(), name="conversation-snooze"),
     path(_ONE + "tags", action_views.TagsView.as_view(), name="conversation-tags"),
     path(_ONE + "followers", action_views.FollowersView.as_view(), name="conversation-followers"),

@@ -52,8 +52,6 @@ from postdesk.sla import promise
 from postdesk.sla.business_hours import BusinessCalendar
 from postdesk.triage.auto_reply import may_auto_reply
 
-DEFAULT_DAILY_LIMIT = 3
-DEFAULT_MEDIAN_HANDLE_MINUTES = 30
 # RFC 3834 §5: an automatic reply says so, and Microsoft servers are asked not to answer it with theirs.
 PLACEHOLDERS = ("customer_name", "number", "subject", "promised_time", "mailbox")
 # Only these exact names are replaced; anything else in braces ("{order}", "{subject.__class__}", "{0}") is text.
@@ -64,13 +62,12 @@ _DATE_FORMAT = "l j E, H:i"
 
 def daily_limit() -> int:
     """Automatic mails one address may get per 24 hours (acknowledgements and rule replies together)."""
-    return int(getattr(settings, "POSTDESK_AUTO_REPLY_DAILY_LIMIT", DEFAULT_DAILY_LIMIT))
+    return int(settings.POSTDESK_AUTO_REPLY_DAILY_LIMIT)
 
 
 def median_handle_time() -> timedelta:
     """How long an agent takes per conversation, for the backlog part of the promise."""
-    minutes = getattr(settings, "POSTDESK_MEDIAN_HANDLE_MINUTES", DEFAULT_MEDIAN_HANDLE_MINUTES)
-    return timedelta(minutes=float(minutes))
+    return timedelta(minutes=float(settings.POSTDESK_MEDIAN_HANDLE_MINUTES))
 
 
 def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
@@ -82,6 +79,9 @@ def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
 
 
 # --- the promise ----------------------------------------------------------------------------------------------
+
+
+MAX_BACKLOG_COUNTED = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,9 @@ def promised_time(conversation: Conversation, now: datetime) -> Promise | None:
     backlog, agents = 1, 1
     if team_id is not None:
         # Conversations whose customer waits on the team (this one included, it is already written).
-        backlog = Conversation.objects.filter(team_id=team_id, status__in=_ACTIVE, waiting_since__isnull=False).count()
+        waiting = Conversation.objects.filter(team_id=team_id, status__in=_ACTIVE, waiting_since__isnull=False)
+        # Capped like the folder counts: past this many the promise is days away whatever the exact number.
+        backlog = waiting.values("pk")[:MAX_BACKLOG_COUNTED].count()
         agents = _agents_on_shift(team_id, now)
     promised = promise.promised_reply_time(
         calendar, now, timedelta(minutes=row.first_response_minutes), max(backlog, 1), agents, median_handle_time()

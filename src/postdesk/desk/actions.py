@@ -805,6 +805,43 @@ BULK_ACTIONS = ("assign", "status", "tag", "spam", "merge", "priority", "categor
 MAX_BULK = 500
 
 
+def do_reply_incident(
+    user: User, conversation: Conversation, *, text: str, status_after: str = Status.PENDING
+) -> BulkResult:
+    """One answer to every customer of `conversation`'s incident: a reply in each member the user may act on.
+
+    The agent sees how many customers it goes to before sending, so no member's reply is held for a
+    collision; members merged away or marked spam are skipped, other teams' members are never touched.
+    """
+    _require_act(user)
+    text = _clean_text(text, label=_("The message"))
+    if conversation.incident_id is None:
+        raise BadRequest(_("#%(number)s is not part of an incident.") % {"number": conversation.number})
+    members = (
+        access.visible_conversations(user)
+        .filter(incident_id=conversation.incident_id)
+        .exclude(status__in=[Status.MERGED, Status.SPAM])
+        .select_related("mailbox")
+        .order_by("number")[:MAX_BULK]
+    )
+    result = BulkResult()
+    for member in members:
+        try:
+            do_reply(
+                user,
+                member,
+                text=text,
+                recipients=reply_recipients(member, reply_all=False),
+                seen_event_id=0,
+                confirm=True,
+                status_after=status_after,
+            )
+            result.changed += 1
+        except PostdeskError as exc:
+            result.errors.append(f"#{member.number}: {exc.user_message}")
+    return result
+
+
 def do_bulk(user: User, numbers: Sequence[int], action: str, value: str = "") -> BulkResult:
     """Apply one action to many conversations (by number). Each is checked as if done one by one.
 

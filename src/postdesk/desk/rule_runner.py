@@ -27,7 +27,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
 import re
 import socket
 import threading
@@ -46,7 +45,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from postdesk.desk import access, notify, outbox
+from postdesk.desk import access, acknowledge, notify, outbox
 from postdesk.desk.errors import PostdeskError
 from postdesk.desk.models import (
     AutoReply,
@@ -98,7 +97,6 @@ from postdesk.triage.rules import Rule as PureRule
 
 log = logging.getLogger(__name__)
 
-DEFAULT_AUTO_REPLY_DAILY_LIMIT = 3
 # Statuses a rule may set; snoozing needs a time and merging a target, which rule data cannot give.
 RULE_STATUSES = (Status.OPEN, Status.PENDING, Status.RESOLVED, Status.CLOSED, Status.SPAM)
 # Conversations the periodic time checks look at (bounded: finished, merged and spam ones never).
@@ -586,17 +584,6 @@ def find_template(key: str, conversation: Conversation) -> ReplyTemplate | None:
     return None
 
 
-def auto_reply_limit() -> int:
-    """Automatic mails per sender a day: POSTDESK_AUTO_REPLY_DAILY_LIMIT from the settings or environment, else 3."""
-    value = getattr(settings, "POSTDESK_AUTO_REPLY_DAILY_LIMIT", None)
-    if value is None:
-        value = os.environ.get("POSTDESK_AUTO_REPLY_DAILY_LIMIT", "").strip() or DEFAULT_AUTO_REPLY_DAILY_LIMIT
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return DEFAULT_AUTO_REPLY_DAILY_LIMIT
-
-
 def _last_customer_mail(conversation: Conversation) -> Message | None:
     return (
         conversation.messages.filter(direction=Direction.INBOUND)
@@ -627,7 +614,7 @@ def _send_template(state: _Application, action: Action) -> str:
         is_list=False,
         is_bounce=null_sender,
         sent_to_sender_today=AutoReply.objects.filter(address=to, sent_at__gt=state.now - timedelta(days=1)).count(),
-        daily_limit=auto_reply_limit(),
+        daily_limit=acknowledge.daily_limit(),
         our_addresses=frozenset(Mailbox.objects.values_list("address", flat=True)),
     )
     if not decision.allowed:
@@ -843,10 +830,7 @@ def run_time_checks(now: datetime | None = None) -> int:
 
 
 def _private_allowed() -> bool:
-    value = getattr(settings, "POSTDESK_WEBHOOK_ALLOW_PRIVATE", None)
-    if value is None:
-        value = os.environ.get("POSTDESK_WEBHOOK_ALLOW_PRIVATE", "")
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    return bool(settings.POSTDESK_WEBHOOK_ALLOW_PRIVATE)
 
 
 def url_problem(url: str, *, resolve: bool = True) -> str | None:

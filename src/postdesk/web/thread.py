@@ -35,7 +35,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from postdesk.api.downloads import SAFE_TYPES, content_disposition
@@ -572,6 +572,14 @@ def _header_context(user: User, conversation: Conversation) -> dict[str, Any]:
         "settable_statuses": [(s.value, s.label) for s in actions.SETTABLE_STATUSES],
         "triage": triage_step.explain(conversation),
         "due": DueTexts(timezone.now()).label(conversation),
+        "incident_size": (
+            access.visible_conversations(user)
+            .filter(incident_id=conversation.incident_id)
+            .exclude(status__in=[Status.MERGED, Status.SPAM])
+            .count()
+            if conversation.incident_id is not None
+            else 0
+        ),
     }
 
 
@@ -1119,6 +1127,18 @@ def set_status(request: HttpRequest, number: int) -> HttpResponse:
 
 
 @agent_action
+def incident_reply(request: HttpRequest, number: int) -> HttpResponse:
+    conversation = _conversation(request, number)
+    result = actions.do_reply_incident(_user(request), conversation, text=request.POST.get("text", ""))
+    message = ngettext(
+        "Answered %(count)s customer of the incident.", "Answered %(count)s customers of the incident.", result.changed
+    ) % {"count": result.changed}
+    if result.errors:
+        message += " " + _("Not answered: %(errors)s") % {"errors": "; ".join(result.errors[:10])}
+    return _done(request, conversation, message, "replied")
+
+
+@agent_action
 def set_category(request: HttpRequest, number: int) -> HttpResponse:
     conversation = _conversation(request, number)
     category = request.POST.get("category", "")
@@ -1288,6 +1308,7 @@ urlpatterns: list[URLPattern] = [
     path(_C + "status", set_status, name="conversation-status"),
     path(_C + "priority", set_priority, name="conversation-priority"),
     path(_C + "category", set_category, name="conversation-category"),
+    path(_C + "incident-reply", incident_reply, name="conversation-incident-reply"),
     path(_C + "snooze", snooze, name="conversation-snooze"),
     path(_C + "tags", tags, name="conversation-tags"),
     path(_C + "follow", follow, name="conversation-follow"),
