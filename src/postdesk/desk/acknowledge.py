@@ -132,7 +132,7 @@ def promised_time(conversation: Conversation, now: datetime) -> Promise | None:
 # --- the text -------------------------------------------------------------------------------------------------
 
 
-def _language_candidates(conversation: Conversation) -> list[str]:
+def language_candidates(conversation: Conversation) -> list[str]:
     """The customer's languages, best first: the conversation's (detected), then the contact's; "ru-RU" → "ru"."""
     found: list[str] = []
     for language in (conversation.language, conversation.contact.language):
@@ -187,7 +187,7 @@ def _builtin_text(language: str, has_promise: bool) -> tuple[str, str]:
 def compose_acknowledgement(conversation: Conversation, promised: Promise | None) -> Acknowledgement:
     """The subject and text to send, in the customer's language when a translation exists."""
     mailbox = conversation.mailbox
-    languages = _language_candidates(conversation)
+    languages = language_candidates(conversation)
     key = mailbox.acknowledgement_template.strip()
     row = choose_template(key, mailbox, languages) if key else None
     if row is not None:

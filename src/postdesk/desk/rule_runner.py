@@ -27,7 +27,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
 import socket
 import threading
 import urllib.error
@@ -45,7 +44,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from postdesk.desk import access, acknowledge, notify, outbox
+from postdesk.desk import access, acknowledge, notify
 from postdesk.desk.errors import PostdeskError
 from postdesk.desk.models import (
     AutoReply,
@@ -67,12 +66,12 @@ from postdesk.desk.models import (
     Status,
     Tag,
     Team,
-    ThreadRef,
     WebhookCall,
     WebhookState,
 )
 from postdesk.desk.models import BusinessCalendar as CalendarRow
 from postdesk.desk.people import display_name
+from postdesk.mail import compose
 from postdesk.mail.model import AutomatedKind
 from postdesk.sla.business_hours import BusinessCalendar
 from postdesk.sla.errors import SlaError
@@ -124,7 +123,6 @@ _WEBHOOK_BACKOFF_CAP = 240
 _WEBHOOK_LEASE = timedelta(seconds=120)
 WEBHOOK_SWEEP_BATCH = 200
 MAX_WEBHOOK_TEXT = 10_000
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
 # --- the compiled rules, per process -------------------------------------------------------------------
@@ -544,7 +542,7 @@ def placeholders(conversation: Conversation) -> dict[str, str]:
 
 def fill(text: str, values: Mapping[str, str]) -> str:
     """Replace known {placeholders}; anything else stays as written (no attribute or index access, unlike format)."""
-    return _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), text)
+    return acknowledge.fill_placeholders(text, values)
 
 
 def _add_note(state: _Application, action: Action) -> str:
@@ -571,17 +569,7 @@ def _add_note(state: _Application, action: Action) -> str:
 def find_template(key: str, conversation: Conversation) -> ReplyTemplate | None:
     """The template `key` in the customer's language (conversation's, then contact's, then the default text);
     a mailbox's own template goes before the one for every mailbox."""
-    rows = list(
-        ReplyTemplate.objects.filter(key=key).filter(Q(mailbox=conversation.mailbox_id) | Q(mailbox__isnull=True))
-    )
-    for language in dict.fromkeys([conversation.language, conversation.contact.language, ""]):
-        if language is None:
-            continue
-        matching = [row for row in rows if row.language.lower() == language.lower()]
-        matching.sort(key=lambda row: row.mailbox_id is None)
-        if matching:
-            return matching[0]
-    return None
+    return acknowledge.choose_template(key, conversation.mailbox, acknowledge.language_candidates(conversation))
 
 
 def _last_customer_mail(conversation: Conversation) -> Message | None:
@@ -620,37 +608,22 @@ def _send_template(state: _Application, action: Action) -> str:
     if not decision.allowed:
         return _("not sent to %(to)s: %(reason)s") % {"to": to, "reason": decision.reason}
     values = placeholders(conversation)
-    mailbox = conversation.mailbox
-    body = fill(template.body, values).rstrip()
-    signature = mailbox.signature.strip()
-    in_reply_to, references = actions._thread_headers(conversation)
     subject = (
         fill(template.subject, values)
         if template.subject
         else actions._reply_subject(conversation.subject, forward=False)
     )
-    reply = Message.objects.create(
-        conversation=conversation,
-        mailbox=mailbox,
-        direction=Direction.OUTBOUND,
-        message_id=outbox.new_message_id(conversation),
-        in_reply_to=in_reply_to,
-        references=references,
-        from_address=mailbox.address,
-        from_name=mailbox.name,
-        to=[{"name": "", "address": to}],
-        date=state.now,
-        subject=" ".join(subject.split())[:998],
-        text=f"{body}\n\n-- \n{signature}" if signature else body,
-        visible_text=body,
-        signature=signature,
-        # Marks it as ours but automatic: the thread shows the badge, and the outbox adds Auto-Submitted.
-        automated_kind=AutomatedKind.AUTO_REPLY.value,
-        automated_reason=f"rule {state.slug}",
-        created_at=state.now,
-    )
-    ThreadRef.objects.get_or_create(mailbox=mailbox, key=reply.message_id, defaults={"conversation": conversation})
-    outbox.enqueue(reply, delay=timedelta(0))
+    try:
+        acknowledge.send_automatic(
+            conversation,
+            to=to,
+            subject=" ".join(subject.split())[:998],
+            text=fill(template.body, values).rstrip(),
+            now=state.now,
+            reason=f"rule {state.slug}",
+        )
+    except compose.ComposeError as error:
+        return _("not sent to %(to)s: %(reason)s") % {"to": to, "reason": str(error)}
     AutoReply.objects.create(address=to, conversation=conversation, kind=AutoReplyKind.RULE, sent_at=state.now)
     conversation.message_count += 1
     conversation.last_message_at = state.now
