@@ -624,6 +624,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         listener_options_from_env()
     except ConfigError as exc:
         problems.append(f"SMTP listener: {exc}")
+    problems.extend(_check_languages())
     try:
         connection.ensure_connection()
     except Exception as exc:
@@ -641,6 +642,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not problems:
         _out("ok: configuration, database and mailboxes look fine")
     return EXIT_FAILED if problems else EXIT_OK
+
+
+def _check_languages() -> list[str]:
+    """POSTDESK_LANGUAGES must name languages the detector knows, or every mail would fail its triage step."""
+    from django.conf import settings
+
+    from postdesk.triage.language import supported_languages
+
+    known = set(supported_languages())
+    unknown = [code for code in settings.POSTDESK_LANGUAGES if code not in known]
+    if unknown:
+        return [f"POSTDESK_LANGUAGES: unknown language codes {', '.join(unknown)}; use ISO 639-1 codes such as en, ru"]
+    return []
 
 
 def _check_mailboxes() -> list[str]:

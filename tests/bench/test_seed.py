@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import importlib.util
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,10 +56,20 @@ def _seed_module() -> ModuleType:
     return module
 
 
+def _same_meaning(definition: str) -> str:
+    """An index definition without casts, brackets and spaces: PostgreSQL prints a partial index's condition
+    differently once it has parsed its own output (`ANY (ARRAY[('a'::character varying)::text])` comes back as
+    `ANY ((ARRAY['a'::character varying])::text[])`), which is the same index."""
+    return re.sub(r"[()\s]", "", re.sub(r"::[a-z ]+(\[\])?", "", definition))
+
+
 def _schema(cur: psycopg.Cursor[Any]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    indexes = cur.execute(
-        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"
-    ).fetchall()
+    indexes = [
+        (table, name, _same_meaning(definition))
+        for table, name, definition in cur.execute(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"
+        ).fetchall()
+    ]
     constraints = cur.execute(
         "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), condeferrable, condeferred"
         " FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"

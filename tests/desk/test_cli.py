@@ -261,3 +261,12 @@ def test_a_scripted_installation_in_a_fresh_data_directory(tmp_path: Path) -> No
     assert installed["received_mail"] == {"waiting": 0, "processed": 1, "failed": 0}
     assert installed["conversations"] == 1
     assert (tmp_path / "install" / "postdesk.sqlite3").exists()
+
+
+@pytest.mark.django_db
+def test_check_names_unknown_triage_languages(settings, capsys) -> None:  # type: ignore[no-untyped-def]
+    settings.POSTDESK_LANGUAGES = ["en", "klingon", "ru"]
+    assert main(["check"]) == 1
+    assert "POSTDESK_LANGUAGES: unknown language codes klingon" in capsys.readouterr().out
+    settings.POSTDESK_LANGUAGES = ["en", "ru"]
+    assert main(["check"]) == 0
