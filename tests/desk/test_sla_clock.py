@@ -33,6 +33,7 @@ from postdesk.desk.models import (
     Tier,
 )
 from postdesk.triage.rules import Trigger
+from postdesk.web.due import DueTexts
 from two_teams import _deliver, fast_passwords
 
 __all__ = ["fast_passwords"]
@@ -239,8 +240,8 @@ def test_pending_pauses_the_clocks_and_the_customer_writing_again_resumes_them(d
     assert paused.first_response_due_at is None and paused.resolution_due_at is None and paused.sla_due_at is None
     # 7.5 business hours of the resolution target were left when it paused.
     assert paused.sla_paused == {"resolution": 7.5 * 3600}
-    label = sla_clock.due_label(paused, clock.now)
-    assert label is not None and label.state == "paused" and label.text == "paused"
+    label = DueTexts(clock.now).label(paused)
+    assert label is not None and label.state == "paused" and label.text == "SLA paused"
     replied = Event.objects.get(conversation=conversation, kind=EventKind.REPLIED)
     assert replied.data["sla"]["met"] == ["first_response"]
 
@@ -410,7 +411,7 @@ def test_a_breach_is_not_announced_again_after_a_pause(desk: Desk, clock: Clock)
     clock.advance(hours=3)
     actions.do_set_status(desk.agent, conversation, Status.OPEN)
     resumed = fresh(conversation)
-    label = sla_clock.due_label(resumed, clock.now)
+    label = DueTexts(clock.now).label(resumed)
     assert label is not None and label.state == "breached" and label.text == "breached 30 min ago"
     sla_clock.sweep(clock.now + timedelta(minutes=1))
     assert Event.objects.filter(kind=EventKind.SLA, data__breach="resolution").count() == 1
@@ -420,7 +421,7 @@ def test_due_labels_read_like_a_person_would_say_them() -> None:
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
     def label(**delta: float) -> tuple[str, str] | None:
-        found = sla_clock.due_label(Conversation(sla_due_at=now + timedelta(**delta)), now)
+        found = DueTexts(now).label(Conversation(sla_due_at=now + timedelta(**delta)))
         return None if found is None else (found.state, found.text)
 
     assert label(minutes=23) == ("warning", "due in 23 min")
@@ -428,4 +429,4 @@ def test_due_labels_read_like_a_person_would_say_them() -> None:
     assert label(days=3) == ("ok", "due in 3 days")
     assert label(hours=-2) == ("breached", "breached 2 h ago")
     assert label(seconds=-20) == ("breached", "breached just now")
-    assert sla_clock.due_label(Conversation(), now) is None
+    assert DueTexts(now).label(Conversation()) is None

@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -730,22 +729,6 @@ def _supervisors(team_id: int | None) -> list[int]:
 # --- what lists show ------------------------------------------------------------------------------------------
 
 
-class DueState(StrEnum):
-    OK = "ok"
-    WARNING = "warning"
-    BREACHED = "breached"
-    PAUSED = "paused"
-
-
-@dataclass(frozen=True, slots=True)
-class DueLabel:
-    """A conversation's SLA for a list row: `state` (ok, warning, breached, paused) and the translated `text`."""
-
-    state: DueState
-    text: str
-    due_at: datetime | None
-
-
 def due_text(now: datetime, due_at: datetime, warn_before: timedelta = timedelta(0)) -> str:
     """ "due in 23 min", "due in 3 h", "due in 2 d", "breached 2 h ago", "breached just now" (translated)."""
     described = clock.describe(now, due_at, warn_before)
@@ -763,22 +746,3 @@ def due_text(now: datetime, due_at: datetime, warn_before: timedelta = timedelta
     if described.unit is TimeUnit.HOUR:
         return ngettext("due in %(n)s h", "due in %(n)s h", amount) % {"n": amount}
     return ngettext("due in %(n)s day", "due in %(n)s days", amount) % {"n": amount}
-
-
-def due_label(conversation: Conversation, now: datetime, *, warn_before: timedelta | None = None) -> DueLabel | None:
-    """What a list shows for the conversation's SLA; None when no clock runs or is paused.
-
-    The warning state needs the policy's warning time: pass `warn_before`, or select_related("sla_policy") in the
-    list query; otherwise the default (30 min) is used, and no query is made per row.
-    """
-    due_at = conversation.sla_due_at
-    if due_at is None:
-        if conversation.sla_paused:
-            return DueLabel(DueState.PAUSED, _("paused"), None)
-        return None
-    if warn_before is None:
-        warn_before = DEFAULT_WARN_BEFORE
-        if "sla_policy" in conversation._state.fields_cache and conversation.sla_policy is not None:
-            warn_before = timedelta(minutes=conversation.sla_policy.warn_before_minutes)
-    state = clock.state(now, due_at, warn_before)
-    return DueLabel(DueState(state.value), due_text(now, due_at, warn_before), due_at)

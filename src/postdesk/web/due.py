@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
+from postdesk.desk import sla_clock
 from postdesk.desk.models import Conversation, SlaPolicy
 from postdesk.sla.clock import SlaState, TimeUnit, describe
 
@@ -20,22 +20,6 @@ class DueLabel:
     state: str  # ok, warning, breached or paused: also the CSS class
     text: str  # "due in 23 min"
     title: str  # "Due 2026-11-25 10:00": the exact deadline, for the tooltip
-
-
-def _phrase(state: SlaState, unit: TimeUnit, amount: int) -> str:
-    if state is SlaState.BREACHED:
-        if amount == 0:
-            return _("breached just now")
-        if unit is TimeUnit.MINUTE:
-            return ngettext("breached %(n)d min ago", "breached %(n)d min ago", amount) % {"n": amount}
-        if unit is TimeUnit.HOUR:
-            return ngettext("breached %(n)d h ago", "breached %(n)d h ago", amount) % {"n": amount}
-        return ngettext("breached %(n)d day ago", "breached %(n)d days ago", amount) % {"n": amount}
-    if unit is TimeUnit.MINUTE:
-        return ngettext("due in %(n)d min", "due in %(n)d min", amount) % {"n": amount}
-    if unit is TimeUnit.HOUR:
-        return ngettext("due in %(n)d h", "due in %(n)d h", amount) % {"n": amount}
-    return ngettext("due in %(n)d day", "due in %(n)d days", amount) % {"n": amount}
 
 
 @dataclass(slots=True)
@@ -61,10 +45,11 @@ class DueTexts:
             if conversation.sla_paused:
                 return DueLabel("paused", _("SLA paused"), _("Waiting on the customer: the SLA clock is paused."))
             return None
-        text = describe(self.now, due, self._warning_time(conversation.sla_policy_id))
+        warn_before = self._warning_time(conversation.sla_policy_id)
+        text = describe(self.now, due, warn_before)
         key = (text.state, text.unit, text.amount)
         phrase = self._phrases.get(key)
         if phrase is None:
-            phrase = self._phrases[key] = _phrase(text.state, text.unit, text.amount)
+            phrase = self._phrases[key] = sla_clock.due_text(self.now, due, warn_before)
         local = timezone.localtime(due).strftime("%Y-%m-%d %H:%M")
         return DueLabel(str(text.state), phrase, _("Due %(when)s") % {"when": local})
