@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -12,6 +12,7 @@ from factories import make_agent, make_raw_mail, make_team
 from postdesk.desk import actions, rule_runner
 from postdesk.desk.models import (
     AutoReply,
+    BusinessCalendar,
     Conversation,
     DecisionSource,
     Direction,
@@ -424,3 +425,29 @@ def test_a_non_staff_agent_cannot_open_the_rules_admin(two_teams: TwoTeams) -> N
     response = client.get("/admin/desk/rule/")
     assert response.status_code == 302 and "/login/" in response["Location"]
     assert client.get("/admin/desk/webhookcall/").status_code == 302
+
+
+def test_business_hours_come_from_the_team_calendar(two_teams: TwoTeams, deliver: Deliver) -> None:
+    office = BusinessCalendar.objects.create(
+        name="Berlin office",
+        time_zone="Europe/Berlin",
+        weekly_hours={day: ["09:00-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")},
+    )
+    team = two_teams.mailbox_x.team
+    assert team is not None
+    team.calendar = office
+    team.save()
+    make_rule(
+        "after-hours",
+        {
+            "triggers": ["conversation_created"],
+            "conditions": [{"field": "in_business_hours", "operator": "is_false"}],
+            "actions": [{"kind": "add_tags", "value": "after-hours"}],
+        },
+    )
+    saturday = datetime(2026, 11, 21, 11, 0, tzinfo=UTC)
+    monday_morning = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)  # 10:30 in Berlin
+    weekend = mail_x(deliver, two_teams, subject="Weekend question", at=saturday).conversation
+    weekday = mail_x(deliver, two_teams, subject="Weekday question", sender="Bo <bo@c.test>", at=monday_morning)
+    assert list(weekend.tags.values_list("name", flat=True)) == ["after-hours"]
+    assert not weekday.conversation.tags.exists()

@@ -266,14 +266,15 @@ def send_automatic(
     return message
 
 
-def _automated_kind(value: str) -> AutomatedKind | None:
+def stored_automated_kind(value: str) -> AutomatedKind | None:
+    """Message.automated_kind as the auto-reply guard takes it: None for a person's mail (or an unknown value)."""
     try:
         return AutomatedKind(value) if value else None
     except ValueError:
         return None
 
 
-def _is_bounce(message: Message) -> bool:
+def is_bounce(message: Message) -> bool:
     """A null reverse path (MAIL FROM:<>) is how bounces and other delivery reports arrive by SMTP."""
     received = message.received_mail
     return received is not None and received.source == Source.SMTP and not received.envelope_from.strip("<> ")
@@ -297,7 +298,7 @@ def acknowledge(conversation: Conversation, message: Message, *, now: datetime) 
     if not recipients:
         return "not sent: no address to answer"
     to = recipients[0]
-    kind = _automated_kind(message.automated_kind)
+    kind = stored_automated_kind(message.automated_kind)
     ours = frozenset(Mailbox.objects.values_list("address", flat=True))
     # The address we write to (the customer's Reply-To, if any) counts against the limit; the sender must not be
     # a robot either, or a list's Reply-To would let an answer to the list through.
@@ -310,7 +311,7 @@ def acknowledge(conversation: Conversation, message: Message, *, now: datetime) 
             address,
             kind,
             is_list=kind is AutomatedKind.LIST,
-            is_bounce=_is_bounce(message),
+            is_bounce=is_bounce(message),
             sent_to_sender_today=count,
             daily_limit=daily_limit(),
             our_addresses=ours,

@@ -101,5 +101,5 @@ def calendar_id_for(conversation: Conversation, policy_calendar_id: int | None) 
 
 
 def calendar_for(conversation: Conversation, policy_calendar_id: int | None) -> BusinessCalendar:
-    """The business calendar `conversation`'s SLA clocks count in (see `calendar_id_for`)."""
+    """The business calendar that counts for `conversation`: SLA clocks, and rules' in_business_hours."""
     return calendar_by_id(calendar_id_for(conversation, policy_calendar_id))

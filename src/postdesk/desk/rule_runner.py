@@ -44,7 +44,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from postdesk.desk import access, acknowledge, notify
+from postdesk.desk import access, acknowledge, calendars, notify
 from postdesk.desk.errors import PostdeskError
 from postdesk.desk.models import (
     AutoReply,
@@ -54,7 +54,6 @@ from postdesk.desk.models import (
     Direction,
     Event,
     EventKind,
-    Holiday,
     Mailbox,
     Message,
     Notification,
@@ -62,19 +61,15 @@ from postdesk.desk.models import (
     ReplyTemplate,
     Role,
     Rule,
-    Source,
     Status,
     Tag,
     Team,
     WebhookCall,
     WebhookState,
 )
-from postdesk.desk.models import BusinessCalendar as CalendarRow
 from postdesk.desk.people import display_name
 from postdesk.mail import compose
 from postdesk.mail.model import AutomatedKind
-from postdesk.sla.business_hours import BusinessCalendar
-from postdesk.sla.errors import SlaError
 from postdesk.triage.auto_reply import may_auto_reply
 from postdesk.triage.rules import (
     Action,
@@ -183,37 +178,9 @@ def _hours(since: datetime | None, now: datetime) -> float | None:
     return None if since is None else max((now - since).total_seconds() / 3600, 0.0)
 
 
-def _calendar(row: CalendarRow | None) -> BusinessCalendar | None:
-    if row is None:
-        return None
-    holidays = Holiday.objects.filter(calendar=row).values_list("date", flat=True)
-    try:
-        return BusinessCalendar.from_hours(row.time_zone, row.weekly_hours, holidays)
-    except SlaError as exc:
-        log.warning("calendar %s is unusable, rules treat it as always open: %s", row.name, exc)
-        return None
-
-
 def _in_business_hours(conversation: Conversation, now: datetime) -> bool:
-    """Open by the mailbox's calendar, else the team's (the conversation's, else the mailbox's), else always."""
-    mailbox = conversation.mailbox
-    team_id = conversation.team_id or mailbox.team_id
-    candidates = [mailbox.calendar_id]
-    if team_id is not None:
-        candidates.append(Team.objects.filter(pk=team_id).values_list("calendar_id", flat=True).first())
-    for calendar_id in candidates:
-        if calendar_id is not None:
-            calendar = _calendar(CalendarRow.objects.filter(pk=calendar_id).first())
-            if calendar is not None:
-                return calendar.is_open(now)
-    return True
-
-
-def _automated_kind(value: str) -> AutomatedKind | None:
-    try:
-        return AutomatedKind(value) if value else None
-    except ValueError:
-        return None
+    """Open by the mailbox's calendar, else the team's, else always (the calendars the SLA clocks use, cached)."""
+    return calendars.calendar_for(conversation, None).is_open(now)
 
 
 def build_facts(conversation: Conversation, *, now: datetime, message: Message | None = None) -> Facts:
@@ -257,7 +224,7 @@ def build_facts(conversation: Conversation, *, now: datetime, message: Message |
         contact_tier=conversation.contact.tier,
         tags=frozenset(conversation.tags.values_list("name", flat=True)),
         has_attachments=has_attachments,
-        automated_kind=_automated_kind(mail.automated_kind) if mail is not None else None,
+        automated_kind=acknowledge.stored_automated_kind(mail.automated_kind) if mail is not None else None,
         in_business_hours=_in_business_hours(conversation, now),
         hours_since_last_reply=_hours(last_reply, now),
         hours_since_customer_wrote=_hours(conversation.last_inbound_at, now),
@@ -593,14 +560,12 @@ def _send_template(state: _Application, action: Action) -> str:
     if last is None or not recipients:
         return _("not sent: the customer has no address to answer")
     to = recipients[0]
-    received = last.received_mail
-    # A null reverse path (MAIL FROM:<>) is how a bounce arrives by SMTP (RFC 5321 §4.5.5).
-    null_sender = received is not None and received.source == Source.SMTP and not received.envelope_from
+    kind = acknowledge.stored_automated_kind(last.automated_kind)
     decision = may_auto_reply(
         to,
-        _automated_kind(last.automated_kind),
-        is_list=False,
-        is_bounce=null_sender,
+        kind,
+        is_list=kind is AutomatedKind.LIST,
+        is_bounce=acknowledge.is_bounce(last),
         sent_to_sender_today=AutoReply.objects.filter(address=to, sent_at__gt=state.now - timedelta(days=1)).count(),
         daily_limit=acknowledge.daily_limit(),
         our_addresses=frozenset(Mailbox.objects.values_list("address", flat=True)),
