@@ -43,7 +43,6 @@ from postdesk.desk.models import (
     Role,
     Source,
     Status,
-    ThreadRef,
 )
 from postdesk.desk.models import SlaPolicy as PolicyRow
 from postdesk.mail import compose
@@ -235,32 +234,18 @@ def send_automatic(
     from postdesk.desk import actions
 
     mailbox = conversation.mailbox
-    in_reply_to, references = actions._thread_headers(conversation)
-    signature = mailbox.signature.strip()
-    body = f"{text.rstrip()}\n\n-- \n{signature}" if signature else text
     with transaction.atomic():
-        message = Message.objects.create(
-            conversation=conversation,
-            mailbox=mailbox,
-            direction=Direction.OUTBOUND,
-            message_id=outbox.new_message_id(conversation),
-            in_reply_to=in_reply_to,
-            references=references,
-            from_address=mailbox.address,
+        message = actions.outbound_message(
+            conversation,
             from_name=mailbox.name or mailbox.address,
-            to=[{"name": "", "address": to}],
-            date=now,
+            to=[to],
             subject=subject,
-            text=body,
-            visible_text=text,
-            signature=signature,
+            text=text,
+            signed=True,
+            now=now,
             # Marks our own automatic mail, as it marks a customer's auto-reply: no agent wrote it.
             automated_kind=AutomatedKind.AUTO_REPLY.value,
             automated_reason=reason[:500],
-            created_at=now,
-        )
-        ThreadRef.objects.get_or_create(
-            mailbox=mailbox, key=message.message_id, defaults={"conversation": conversation}
         )
         enqueue_automatic(message)
     return message

@@ -264,6 +264,48 @@ def _reply_subject(subject: str, *, forward: bool) -> str:
     return f"Re: {subject}".strip()
 
 
+def outbound_message(
+    conversation: Conversation,
+    *,
+    from_name: str,
+    to: Sequence[str],
+    subject: str,
+    text: str,
+    signed: bool,
+    now: datetime,
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    **fields: object,
+) -> Message:
+    """A mail we send on `conversation` (call inside its transaction, then queue it in the outbox): threaded on
+    the customer's mail with our own Message-ID, from the mailbox, with its signature when `signed`."""
+    mailbox = conversation.mailbox
+    in_reply_to, references = _thread_headers(conversation)
+    signature = mailbox.signature.strip() if signed else ""
+    message = Message.objects.create(
+        conversation=conversation,
+        mailbox=mailbox,
+        direction=Direction.OUTBOUND,
+        message_id=outbox.new_message_id(conversation),
+        in_reply_to=in_reply_to,
+        references=references,
+        from_address=mailbox.address,
+        from_name=from_name,
+        to=[{"name": "", "address": a} for a in to],
+        cc=[{"name": "", "address": a} for a in cc],
+        bcc=[{"name": "", "address": a} for a in bcc],
+        date=now,
+        subject=subject,
+        text=f"{text.rstrip()}\n\n-- \n{signature}" if signature else text,
+        visible_text=text,
+        signature=signature,
+        created_at=now,
+        **fields,
+    )
+    ThreadRef.objects.get_or_create(mailbox=mailbox, key=message.message_id, defaults={"conversation": conversation})
+    return message
+
+
 def do_reply(
     user: User,
     conversation: Conversation,
@@ -298,32 +340,18 @@ def do_reply(
         now = timezone.now()
         # Kept on the event so that undoing the send can put the conversation back as it was.
         before = {"status": conversation.status, "assignee": conversation.assignee_id}
-        in_reply_to, references = _thread_headers(conversation)
-        signature = mailbox.signature.strip()
-        body = f"{text.rstrip()}\n\n-- \n{signature}" if signature and not forward else text
-        message = Message.objects.create(
-            conversation=conversation,
-            mailbox=mailbox,
-            direction=Direction.OUTBOUND,
-            message_id=outbox.new_message_id(conversation),
-            in_reply_to=in_reply_to,
-            references=references,
-            from_address=mailbox.address,
+        message = outbound_message(
+            conversation,
             from_name=mailbox.name or display_name(user),
-            to=[{"name": "", "address": a} for a in recipients.to],
-            cc=[{"name": "", "address": a} for a in recipients.cc],
-            bcc=[{"name": "", "address": a} for a in recipients.bcc],
-            date=now,
+            to=recipients.to,
+            cc=recipients.cc,
+            bcc=recipients.bcc,
             subject=_reply_subject(conversation.subject, forward=forward),
-            text=body,
-            visible_text=text,
-            signature=signature if not forward else "",
+            text=text,
+            signed=not forward,
+            now=now,
             author_id=user.pk,
             forwarded=forward,
-            created_at=now,
-        )
-        ThreadRef.objects.get_or_create(
-            mailbox=mailbox, key=message.message_id, defaults={"conversation": conversation}
         )
         outbox.enqueue(message, delay=timedelta(seconds=settings.POSTDESK_UNDO_SEND_SECONDS))
         conversation.message_count += 1

@@ -143,13 +143,7 @@ def facts_of(conversation: Conversation) -> PolicyFacts:
 def _policy_of(conversation: Conversation) -> SlaPolicy | None:
     if conversation.sla_policy_id is None:
         return None
-    row = PolicyRow.objects.filter(pk=conversation.sla_policy_id).first()
-    if row is None:
-        return None
-    try:
-        return policy_from_row(row)
-    except PolicyError:
-        return None
+    return _policy_or_none(PolicyRow.objects.filter(pk=conversation.sla_policy_id).first())
 
 
 # --- the clocks on the row ------------------------------------------------------------------------------------
