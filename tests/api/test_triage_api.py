@@ -47,3 +47,14 @@ def test_the_conversation_carries_its_triage_and_sla(two_teams: TwoTeams, delive
     listed = api.get("/api/v1/conversations/?sort=due").json()["results"]
     assert listed[0]["number"] == number  # the only conversation with a deadline comes first
     assert token_client(two_teams.agent_y).get(f"/api/v1/conversations/{number}/").status_code == 404
+
+
+def test_incident_replies_need_an_incident_and_text(two_teams: TwoTeams, token_client) -> None:  # type: ignore[no-untyped-def]
+    api = token_client(two_teams.agent_x)
+    url = f"/api/v1/conversations/{two_teams.conversation_x.number}/incident-replies"
+    alone = api.post(url, json.dumps({"text": "Fixed."}), content_type="application/json")
+    assert alone.status_code == 400
+    assert "not part of an incident" in alone.json()["error"]["message"]
+    missing = api.post(url, json.dumps({}), content_type="application/json")
+    assert missing.status_code == 400 and "text" in missing.json()["error"]["message"]
+    assert Conversation.objects.get(pk=two_teams.conversation_x.pk).message_count == 1
