@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
@@ -40,6 +42,20 @@ def _profile(user: User) -> AgentProfile | None:
     if not user.is_authenticated or not user.is_active:
         return None
     return AgentProfile.objects.filter(user_id=user.pk).first()
+
+
+# Roles that answer customers and act on conversations; collaborators only read and add notes.
+ANSWERING_ROLES = (Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
+
+
+def supervisors_of(team_id: int) -> QuerySet[AuthUser]:
+    """The active supervisors of a team: who SLA escalations and rules' "notify supervisor" reach."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, agent__role=Role.SUPERVISOR, agent__teams=team_id)
+        .distinct()
+        .order_by("pk")
+    )
 
 
 def role(user: User) -> str | None:

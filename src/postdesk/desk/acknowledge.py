@@ -27,7 +27,7 @@ from django.utils import formats, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from postdesk.desk import calendars, outbox
+from postdesk.desk import access, calendars, outbox
 from postdesk.desk.models import (
     AgentProfile,
     AutoReply,
@@ -40,7 +40,6 @@ from postdesk.desk.models import (
     Message,
     OutboundMail,
     ReplyTemplate,
-    Role,
     Source,
     Status,
 )
@@ -102,7 +101,7 @@ def _agents_on_shift(team_id: int, now: datetime) -> int:
     schedules = AgentProfile.objects.filter(
         teams=team_id,
         availability=Availability.ONLINE,
-        role__in=[Role.ADMIN, Role.SUPERVISOR, Role.AGENT],
+        role__in=access.ANSWERING_ROLES,
         user__is_active=True,
     ).values_list("schedule_id", flat=True)
     return sum(1 for schedule in schedules if schedule is None or calendars.calendar_by_id(schedule).is_open(now))

@@ -41,7 +41,6 @@ from postdesk.desk.models import (
     Notification,
     OutboundState,
     Priority,
-    Role,
     SavedView,
     Status,
     Tag,
@@ -93,7 +92,7 @@ class BulkResult:
 
 def can_act(user: User) -> bool:
     """True when the user may answer and change conversations (not only read and add notes)."""
-    return access.role(user) in (Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
+    return access.role(user) in access.ANSWERING_ROLES
 
 
 def _require_act(user: User) -> None:
@@ -454,7 +453,7 @@ def do_assign(user: User, conversation: Conversation, assignee: User | None) -> 
     """Give the conversation to `assignee` (None: unassign). The assignee must be able to see it."""
     _require_act(user)
     if assignee is not None:
-        if access.role(assignee) not in (Role.ADMIN, Role.SUPERVISOR, Role.AGENT):
+        if access.role(assignee) not in access.ANSWERING_ROLES:
             raise BadRequest(_("%(who)s is not an agent who can answer mail.") % {"who": display_name(assignee)})
         if not access.visible_conversations(assignee).filter(pk=conversation.pk).exists():
             raise BadRequest(_("%(who)s is not in a team that sees this mailbox.") % {"who": display_name(assignee)})

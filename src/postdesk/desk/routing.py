@@ -54,6 +54,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from postdesk.desk import access
 from postdesk.desk.errors import BadRequest, PermissionDenied
 from postdesk.desk.models import (
     AgentProfile,
@@ -82,7 +83,6 @@ from postdesk.triage.assignment import hand_out as plan_hand_out
 
 log = logging.getLogger(__name__)
 
-ANSWERING_ROLES = (Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
 # What an agent has on their plate: counted against their capacity, and given back when they go offline.
 COUNTED_STATUSES = (Status.NEW, Status.OPEN)
 # Conversations routing hands out; pending, snoozed, resolved, spam … wait for something else first.
@@ -115,7 +115,7 @@ def _mode(team: Team) -> Mode:
 
 def _who_sees(team_id: int, mailbox_team_id: int | None) -> Q:
     """Agents of `team_id` who can answer, and who can see a mailbox of `mailbox_team_id` (access.py's rule)."""
-    wanted = Q(teams=team_id, role__in=ANSWERING_ROLES, user__is_active=True)
+    wanted = Q(teams=team_id, role__in=access.ANSWERING_ROLES, user__is_active=True)
     if mailbox_team_id != team_id:
         sees = Q(role=Role.ADMIN) | Q(user__is_superuser=True)
         if mailbox_team_id is not None:

@@ -59,7 +59,6 @@ from postdesk.desk.models import (
     Notification,
     Priority,
     ReplyTemplate,
-    Role,
     Rule,
     Status,
     Tag,
@@ -392,7 +391,7 @@ def _set_assignee(state: _Application, action: Action) -> str:
         agent = _find_agent(action.value)
         if agent is None:
             return _("not assigned: there is no active agent %(who)s") % {"who": action.value}
-        if access.role(agent) not in (Role.ADMIN, Role.SUPERVISOR, Role.AGENT):
+        if access.role(agent) not in access.ANSWERING_ROLES:
             return _("not assigned: %(who)s is not an agent who can answer mail") % {"who": display_name(agent)}
         if not access.visible_conversations(agent).filter(pk=conversation.pk).exists():
             return _("not assigned: %(who)s is not in a team that sees this mailbox") % {"who": display_name(agent)}
@@ -607,15 +606,7 @@ def _notify(state: _Application, action: Action) -> str:
         recipients = [owner] if owner is not None else []
     elif who.lower() == "supervisor":
         team_id = conversation.team_id or conversation.mailbox.team_id
-        recipients = (
-            list(
-                get_user_model()
-                .objects.filter(is_active=True, agent__role=Role.SUPERVISOR, agent__teams=team_id)
-                .distinct()
-            )
-            if team_id is not None
-            else []
-        )
+        recipients = list(access.supervisors_of(team_id)) if team_id is not None else []
         if not recipients:
             return _("nobody notified: the team has no supervisor")
     else:

@@ -27,22 +27,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from postdesk.desk import calendars
+from postdesk.desk import access, calendars
 from postdesk.desk.models import (
-    AgentProfile,
     Conversation,
     Event,
     EventKind,
     Notification,
     OutboundState,
     Priority,
-    Role,
     Status,
     Team,
 )
@@ -713,11 +710,7 @@ def _announce(conversation: Conversation, row: PolicyRow | None, notice: _Notice
 
 
 def _supervisors(team_id: int | None) -> list[int]:
-    if team_id is None:
-        return []
-    users = get_user_model().objects.filter(is_active=True)
-    profiles = AgentProfile.objects.filter(role=Role.SUPERVISOR, teams=team_id, user__in=users)
-    return list(profiles.order_by("user_id").values_list("user_id", flat=True))
+    return list(access.supervisors_of(team_id).values_list("pk", flat=True)) if team_id is not None else []
 
 
 # --- what lists show ------------------------------------------------------------------------------------------
